@@ -1,9 +1,6 @@
 //! One conformance suite, run against every backend: each case below runs once per backend.
 
 mod common;
-#[cfg(feature = "etcd")]
-#[path = "common/etcd.rs"]
-mod etcd_server;
 
 use std::sync::Arc;
 
@@ -25,7 +22,7 @@ enum Kind {
     #[cfg(feature = "etcd")]
     Etcd {
         store: Arc<calico_store::EtcdStore>,
-        _server: crate::etcd_server::EtcdServer,
+        _server: calico_testkit::etcd::EtcdServer,
     },
 }
 
@@ -41,7 +38,7 @@ impl Backend {
 
     #[cfg(feature = "etcd")]
     async fn etcd() -> Self {
-        let server = tokio::task::spawn_blocking(crate::etcd_server::EtcdServer::start)
+        let server = tokio::task::spawn_blocking(calico_testkit::etcd::EtcdServer::start)
             .await
             .unwrap();
         let config = calico_store::EtcdConfig {
@@ -536,7 +533,7 @@ mod etcd_only {
     use calico_store::{DatastoreConfig, EtcdConfig, EtcdStore, StoreError};
 
     use crate::common::bounded;
-    use crate::etcd_server::EtcdServer;
+    use calico_testkit::etcd::EtcdServer;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tls_with_client_certificates() {

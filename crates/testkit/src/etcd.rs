@@ -1,4 +1,4 @@
-//! A real etcd server per test, on free loopback ports, killed on drop.
+//! A real etcd server (Debian etcd-server) per test, on free loopback ports, killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -44,7 +44,7 @@ fn tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(dir) = tempfile::Builder::new()
-            .prefix("calico-store-test")
+            .prefix("calico-test-etcd")
             .tempdir_in(shm)
         {
             return dir;
