@@ -9,6 +9,8 @@ pub mod config;
 mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
+pub mod keys;
+pub mod resources;
 mod sqlite;
 
 use std::future::Future;
