@@ -42,6 +42,49 @@ pub enum Command {
     /// Check selectors and evaluate them against labels.
     #[command(subcommand)]
     Selector(SelectorCommand),
+    /// Calico 0.x profile commands: show, add, remove, tags and rules (see `profile --help`).
+    #[command(disable_help_flag = true)]
+    Profile(LegacyArgs),
+    /// Calico 0.x IP pool commands: add, remove, show (see `pool --help`).
+    #[command(disable_help_flag = true)]
+    Pool(LegacyArgs),
+    /// Run calico-node on this host and report its status.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Inspect and release single IPAM addresses.
+    #[command(subcommand)]
+    Ipam(IpamCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Start calico-node on this host (in the background unless --init-system).
+    Run(crate::commands::node::RunArgs),
+    /// Tell whether calico-node runs on this host.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpamCommand {
+    /// Show whether an address is assigned, and to whom.
+    Show {
+        /// The address.
+        #[arg(long)]
+        ip: String,
+    },
+    /// Release an address.
+    Release {
+        /// The address.
+        #[arg(long)]
+        ip: String,
+    },
+}
+
+/// The words after a Calico 0.x command, which calicoctl parses with that CLI's own grammar.
+#[derive(Debug, Args)]
+pub struct LegacyArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub words: Vec<String>,
 }
 
 #[derive(Debug, Args)]

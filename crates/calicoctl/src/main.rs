@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod legacy;
+mod networks;
 mod output;
 
 use std::io::Write;
@@ -9,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, SelectorCommand, SelectorOutput};
+use cli::{Cli, Command, IpamCommand, NodeCommand, SelectorCommand, SelectorOutput};
 use commands::Outcome;
 
 fn main() -> ExitCode {
@@ -48,6 +50,12 @@ async fn run(cli: Cli) -> Outcome {
         Command::Selector(SelectorCommand::Match { expr, labels }) => {
             Outcome::from(commands::selector::matches(&expr, &labels))
         }
+        Command::Profile(args) => commands::profile::run(config, &args.words).await,
+        Command::Pool(args) => commands::pool::run(config, &args.words).await,
+        Command::Node(NodeCommand::Run(args)) => commands::node::run(config, &args),
+        Command::Node(NodeCommand::Status) => commands::node::status(),
+        Command::Ipam(IpamCommand::Show { ip }) => commands::ipam::show(config, &ip).await,
+        Command::Ipam(IpamCommand::Release { ip }) => commands::ipam::release(config, &ip).await,
     }
 }
 

@@ -1,5 +1,9 @@
 //! One module per calicoctl command; each returns an [`Outcome`] for `main` to print.
 
+pub mod ipam;
+pub mod node;
+pub mod pool;
+pub mod profile;
 pub mod resources;
 pub mod selector;
 pub mod version;

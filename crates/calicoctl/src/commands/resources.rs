@@ -242,7 +242,8 @@ fn load(filename: &str) -> Result<Vec<Resource>, String> {
     codec::decode(&text).map_err(|e| e.to_string())
 }
 
-async fn connect(config: Option<&Path>) -> Result<ResourceStore, Outcome> {
+/// Opens the configured datastore, or the "Failed to create Calico API client" outcome.
+pub(crate) async fn connect(config: Option<&Path>) -> Result<ResourceStore, Outcome> {
     let failed = |e: calico_store::StoreError| {
         Outcome::fail(format!("Failed to create Calico API client: {e}"))
     };

@@ -1,0 +1,249 @@
+//! `calicoctl node run|status`: start calico-node on this host in the background (or in the
+//! foreground for an init system) and tell whether it runs.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use calico_store::DatastoreConfig;
+
+use super::Outcome;
+
+/// The line calico-node logs once it serves the plugins.
+pub const READY_LINE: &str = "Calico node started successfully";
+/// Where the pid file lives unless `CALICO_RUN_DIR` says otherwise.
+const DEFAULT_RUN_DIR: &str = "/var/run/calico";
+/// How long `node run` waits for calico-node to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The options of `calicoctl node run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// This node's IPv4 address (or `autodetect`).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// This node's AS number (default: the global one).
+    #[arg(long = "as")]
+    pub as_number: Option<String>,
+    /// The node name (default: the hostname).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// first-found, can-reach=<dest>, interface=<regex,...> or skip-interface=<regex,...>.
+    #[arg(long = "ip-autodetection-method")]
+    pub ip_autodetection_method: Option<String>,
+    /// Where calico-node's log goes.
+    #[arg(long = "log-dir", default_value = "/var/log/calico")]
+    pub log_dir: PathBuf,
+    /// Do not create the default IP pool.
+    #[arg(long = "no-default-ippools")]
+    pub no_default_ippools: bool,
+    /// Routing backend: bird or none.
+    #[arg(long, default_value = "bird")]
+    pub backend: String,
+    /// Use Docker container labels as endpoint labels instead of network profiles.
+    #[arg(long = "use-docker-networking-container-labels")]
+    pub use_container_labels: bool,
+    /// Run in the foreground (for systemd and other init systems).
+    #[arg(long = "init-system")]
+    pub init_system: bool,
+    /// Print what would be run and stop.
+    #[arg(long)]
+    pub dryrun: bool,
+}
+
+/// `calicoctl node run`.
+pub fn run(config: Option<&Path>, args: &RunArgs) -> Outcome {
+    Outcome::from(start(config, args))
+}
+
+/// `calicoctl node status`.
+pub fn status() -> Outcome {
+    match running_pid(&pid_file()) {
+        Some(_) => Outcome::ok("Calico process is running.\n"),
+        None => Outcome::fail("Calico process is not running."),
+    }
+}
+
+fn run_dir() -> PathBuf {
+    std::env::var_os("CALICO_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_RUN_DIR.into())
+}
+
+fn pid_file() -> PathBuf {
+    run_dir().join("calico-node.pid")
+}
+
+/// The pid in the file, if that process is alive (zombies count as dead).
+fn running_pid(pid_file: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let zombie = status
+        .lines()
+        .any(|l| l.starts_with("State:") && l.contains('Z'));
+    let ours = fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim() == "calico-node");
+    (!zombie && ours).then_some(pid)
+}
+
+/// The calico-node binary: next to calicoctl, else on PATH.
+fn node_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("calico-node")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("calico-node"))
+}
+
+/// The environment calico-node gets: the datastore calicoctl uses, then the flags.
+fn node_env(config: Option<&Path>, args: &RunArgs) -> Result<Vec<(String, String)>> {
+    let mut env = Vec::new();
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    match DatastoreConfig::load(config, |name| std::env::var(name).ok())? {
+        DatastoreConfig::Sqlite { path } => {
+            set("DATASTORE_TYPE", "sqlite".into());
+            set("SQLITE_PATH", path.display().to_string());
+        }
+        DatastoreConfig::Etcd(etcd) => {
+            set("DATASTORE_TYPE", "etcdv3".into());
+            set("ETCD_ENDPOINTS", etcd.endpoints.join(","));
+            for (name, file) in [
+                ("ETCD_CA_CERT_FILE", &etcd.ca_cert_file),
+                ("ETCD_CERT_FILE", &etcd.cert_file),
+                ("ETCD_KEY_FILE", &etcd.key_file),
+            ] {
+                if let Some(file) = file {
+                    set(name, file.display().to_string());
+                }
+            }
+        }
+    }
+    if let Some(name) = &args.name {
+        set("NODENAME", name.clone());
+    }
+    if let Some(ip) = &args.ip {
+        set("IP", ip.clone());
+    }
+    if let Some(asn) = &args.as_number {
+        set("AS", asn.clone());
+    }
+    if let Some(method) = &args.ip_autodetection_method {
+        set("IP_AUTODETECTION_METHOD", method.clone());
+    }
+    if args.no_default_ippools {
+        set("NO_DEFAULT_POOLS", "true".into());
+    }
+    match args.backend.as_str() {
+        "bird" | "none" => set("CALICO_NETWORKING_BACKEND", args.backend.clone()),
+        other => bail!("--backend={other}: use bird or none"),
+    }
+    if args.use_container_labels {
+        set("CALICO_LIBNETWORK_CREATE_PROFILES", "false".into());
+        set("CALICO_LIBNETWORK_LABEL_ENDPOINTS", "true".into());
+    }
+    Ok(env)
+}
+
+fn start(config: Option<&Path>, args: &RunArgs) -> Result<String> {
+    let binary = node_binary();
+    let env = node_env(config, args)?;
+    if args.dryrun {
+        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return Ok(format!("{} {}\n", vars.join(" "), binary.display()));
+    }
+    let mut command = Command::new(&binary);
+    command.envs(env);
+    if args.init_system {
+        let status = command
+            .status()
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        return if status.success() {
+            Ok(String::new())
+        } else {
+            Err(anyhow!("calico-node exited: {status}"))
+        };
+    }
+    let pid_file = pid_file();
+    if let Some(pid) = running_pid(&pid_file) {
+        stop(pid)?;
+    }
+    fs::create_dir_all(&args.log_dir)
+        .with_context(|| format!("cannot create {}", args.log_dir.display()))?;
+    fs::create_dir_all(run_dir())
+        .with_context(|| format!("cannot create {}", run_dir().display()))?;
+    let log_path = args.log_dir.join("calico-node.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let start_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    fs::write(&pid_file, format!("{}\n", child.id()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let new_output = read_from(&log_path, start_offset);
+        if new_output.contains(READY_LINE) {
+            return Ok(format!(
+                "Running calico-node (pid {}), log {}\n{READY_LINE}\n",
+                child.id(),
+                log_path.display()
+            ));
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "calico/node has terminated ({status}):\n{}",
+                tail(&new_output)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "calico-node did not report readiness within {}s:\n{}",
+                READY_TIMEOUT.as_secs(),
+                tail(&new_output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops a running calico-node with SIGTERM and waits for it to go.
+fn stop(pid: u32) -> Result<()> {
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+        .with_context(|| format!("cannot stop calico-node (pid {pid})"))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running_pid(&pid_file()).is_some() {
+        if Instant::now() > deadline {
+            bail!("calico-node (pid {pid}) did not stop within 15s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn read_from(path: &Path, offset: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        if file.seek(SeekFrom::Start(offset)).is_ok() {
+            let _ = file.read_to_string(&mut text);
+        }
+    }
+    text
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}

@@ -1,0 +1,148 @@
+//! [`Driver`]: Calico's network and IPAM driver logic, one typed method per protocol call.
+//!
+//! Work Docker must not wait for runs in background tasks: naming a new network's profile once
+//! Docker shows the network, and writing a joined endpoint's workload endpoint once Docker
+//! shows its container. [`Driver::settle`] waits for them.
+
+mod adopt;
+mod config;
+mod error;
+mod ipam;
+mod network;
+mod resources;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use calico_store::resources::ResourceStore;
+use ipnet::IpNet;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+pub use adopt::ExistingEndpoint;
+pub use config::{
+    ConfigError, DriverConfig, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV, LABEL_ENDPOINTS_ENV,
+    LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
+};
+pub use error::DriverError;
+
+use crate::traits::{AddressAllocator, DockerApi, HostLinks};
+use crate::wire::Id;
+
+/// Calico's libnetwork driver. Cheap to clone; clones share all state.
+#[derive(Clone)]
+pub struct Driver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DriverConfig,
+    store: ResourceStore,
+    ipam: Arc<dyn AddressAllocator>,
+    docker: Arc<dyn DockerApi>,
+    links: Arc<dyn HostLinks>,
+    /// Endpoints created through this process and not deleted since.
+    endpoints: tokio::sync::Mutex<HashMap<Id, EndpointState>>,
+    /// Background tasks not yet awaited by [`Driver::settle`].
+    background: Mutex<JoinSet<()>>,
+}
+
+/// What `CreateEndpoint` learnt, kept for `Join`, `Leave` and the endpoint writer.
+#[derive(Clone, Debug)]
+struct EndpointRecord {
+    network_id: Id,
+    /// Known when profiles are on.
+    network_name: Option<String>,
+    /// /32 and /128 networks.
+    addrs: Vec<IpNet>,
+    mac: [u8; 6],
+}
+
+struct EndpointState {
+    record: EndpointRecord,
+    /// The task writing the workload endpoint after `Join`.
+    writer: Option<AbortHandle>,
+}
+
+impl Driver {
+    /// A driver writing to `store` for node `config.node`.
+    pub fn new(
+        config: DriverConfig,
+        store: ResourceStore,
+        ipam: Arc<dyn AddressAllocator>,
+        docker: Arc<dyn DockerApi>,
+        links: Arc<dyn HostLinks>,
+    ) -> Self {
+        Driver {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                ipam,
+                docker,
+                links,
+                endpoints: tokio::sync::Mutex::new(HashMap::new()),
+                background: Mutex::new(JoinSet::new()),
+            }),
+        }
+    }
+
+    /// The driver's settings.
+    pub fn config(&self) -> &DriverConfig {
+        &self.inner.config
+    }
+
+    /// Waits until every background task (profile and workload endpoint writers, including
+    /// those they start) has finished.
+    pub async fn settle(&self) {
+        loop {
+            let mut tasks = std::mem::take(&mut *self.background());
+            if tasks.is_empty() {
+                return;
+            }
+            while let Some(done) = tasks.join_next().await {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "a libnetwork background task panicked");
+                    }
+                }
+            }
+        }
+    }
+
+    fn background(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `task` in the background, tracked for [`Driver::settle`].
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
+        let mut tasks = self.background();
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task)
+    }
+}
+
+/// Calls `probe` every `interval` until it yields a value or `timeout` has passed; errors
+/// count as "not yet" and are logged.
+async fn poll<T, F, Fut>(interval: Duration, timeout: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(Some(value)) => return Some(value),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "Docker API poll failed; retrying"),
+        }
+        if Instant::now() + interval > deadline {
+            return None;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

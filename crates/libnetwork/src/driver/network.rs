@@ -1,0 +1,635 @@
+//! The `NetworkDriver` calls.
+
+use std::net::IpAddr;
+
+use calico_model::{Kind, MacAddr, Resource, WorkloadEndpoint};
+use calico_store::resources::{Filter, ResourceError};
+use ipnet::IpNet;
+use serde_json::{Map, Value};
+use tracing::{instrument, Instrument};
+
+use super::resources::{
+    default_profile, format_mac, host_interface, temp_interface, workload_endpoint, ORCHESTRATOR,
+};
+use super::{poll, Driver, DriverError, EndpointRecord, EndpointState};
+use crate::wire::{
+    AllocateNetworkRequest, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
+    CreateNetworkRequest, DiscoveryNotification, Empty, EndpointInterfaceReply,
+    EndpointOperInfoResponse, EndpointRequest, Id, InterfaceName, JoinRequest, JoinResponse,
+    NetworkRequest, ProgramExternalConnectivityRequest, StaticRoute, GLOBAL_ADDRESS_SPACE,
+    LOCAL_ADDRESS_SPACE, ROUTE_CONNECTED, SENTINEL_GATEWAY_V4,
+};
+
+/// The MAC every container interface gets unless the user chose one.
+const DEFAULT_MAC: [u8; 6] = [0xee; 6];
+/// The fake next hop every container routes through; never configured on any interface
+/// (the host answers ARP for it by proxy).
+const GATEWAY_V4: &str = "169.254.1.1";
+/// `CreateNetwork` options that are always accepted, whatever their value.
+const ALLOWED_OPTIONS: [&str; 2] = [
+    "com.docker.network.enable_ipv4",
+    "com.docker.network.enable_ipv6",
+];
+
+impl Driver {
+    /// `NetworkDriver.GetCapabilities`: the configured scope, for data and connectivity.
+    #[instrument(name = "NetworkDriver.GetCapabilities", skip_all)]
+    pub fn capabilities(&self) -> CapabilitiesResponse {
+        let scope = self.config().scope.as_str().to_owned();
+        CapabilitiesResponse {
+            scope: scope.clone(),
+            connectivity_scope: scope,
+        }
+    }
+
+    /// `NetworkDriver.CreateNetwork`: refuses options Calico does not implement and pools not
+    /// from Calico IPAM; then (with profiles on) creates the network's profile in the
+    /// background, once Docker shows the network and so its name.
+    #[instrument(name = "NetworkDriver.CreateNetwork", skip_all, fields(network_id = %req.network_id))]
+    pub async fn create_network(&self, req: CreateNetworkRequest) -> Result<Empty, DriverError> {
+        check_options(&req.options)?;
+        if req
+            .ipv4_data
+            .iter()
+            .any(|d| d.gateway != SENTINEL_GATEWAY_V4)
+        {
+            return Err(DriverError::NonCalicoIpamV4);
+        }
+        // Go Calico accepted only the global space: its scope was always global. A local
+        // scope network asks for its pools from the local space.
+        let calico_space = |s: &str| s == LOCAL_ADDRESS_SPACE || s == GLOBAL_ADDRESS_SPACE;
+        if req
+            .ipv6_data
+            .iter()
+            .any(|d| !calico_space(&d.address_space))
+        {
+            return Err(DriverError::NonCalicoIpamV6);
+        }
+        if self.config().create_profiles {
+            let driver = self.clone();
+            let network_id = req.network_id;
+            self.spawn(
+                async move { driver.create_profile_when_visible(network_id).await }
+                    .in_current_span(),
+            );
+        }
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.DeleteNetwork`: nothing; the network's profile (maybe edited) stays.
+    #[instrument(name = "NetworkDriver.DeleteNetwork", skip_all, fields(network_id = %req.network_id))]
+    pub async fn delete_network(&self, req: NetworkRequest) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.CreateEndpoint`: checks the addresses and MAC, makes sure the network's
+    /// profile exists (profiles on), and remembers the endpoint for `Join`. The workload
+    /// endpoint is written after `Join`, once the container is known.
+    #[instrument(name = "NetworkDriver.CreateEndpoint", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn create_endpoint(
+        &self,
+        req: CreateEndpointRequest,
+    ) -> Result<CreateEndpointResponse, DriverError> {
+        let iface = &req.interface;
+        if iface.address.is_empty() && iface.address_ipv6.is_empty() {
+            return Err(DriverError::NoAddress);
+        }
+        let mut addrs = Vec::new();
+        if !iface.address.is_empty() {
+            addrs.push(host_network(&iface.address, 4)?);
+        }
+        if !iface.address_ipv6.is_empty() {
+            addrs.push(host_network(&iface.address_ipv6, 6)?);
+        }
+        let (mac, reply) = if iface.mac_address.is_empty() {
+            let reply = EndpointInterfaceReply {
+                mac_address: format_mac(&DEFAULT_MAC),
+            };
+            (DEFAULT_MAC, Some(reply))
+        } else {
+            // libnetwork refuses a driver that changes a MAC the user chose: reply with none.
+            (parse_mac(&iface.mac_address)?, None)
+        };
+        let network_name = if self.config().create_profiles {
+            let name = self.network_name(&req.network_id).await?;
+            self.ensure_profile(&name).await?;
+            Some(name)
+        } else {
+            None
+        };
+        let record = EndpointRecord {
+            network_id: req.network_id,
+            network_name,
+            addrs,
+            mac,
+        };
+        let state = EndpointState {
+            record,
+            writer: None,
+        };
+        let replaced = self
+            .inner
+            .endpoints
+            .lock()
+            .await
+            .insert(req.endpoint_id, state);
+        if let Some(writer) = replaced.and_then(|old| old.writer) {
+            writer.abort();
+        }
+        Ok(CreateEndpointResponse { interface: reply })
+    }
+
+    /// `NetworkDriver.EndpointOperInfo`: no operational data.
+    #[instrument(name = "NetworkDriver.EndpointOperInfo", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn endpoint_oper_info(
+        &self,
+        req: EndpointRequest,
+    ) -> Result<EndpointOperInfoResponse, DriverError> {
+        Ok(EndpointOperInfoResponse::default())
+    }
+
+    /// `NetworkDriver.DeleteEndpoint`: forgets the endpoint and deletes its workload endpoint.
+    #[instrument(name = "NetworkDriver.DeleteEndpoint", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn delete_endpoint(&self, req: EndpointRequest) -> Result<Empty, DriverError> {
+        let id = &req.endpoint_id;
+        // Once the entry is gone the writer can no longer write (it checks under the same
+        // lock); aborting it only ends its polling early.
+        let forgotten = self.inner.endpoints.lock().await.remove(id);
+        if let Some(writer) = forgotten.as_ref().and_then(|state| state.writer.as_ref()) {
+            writer.abort();
+        }
+        let stored = self.stored_endpoints(id).await?;
+        if forgotten.is_none() && stored.is_empty() {
+            return Err(self.unknown_endpoint(id));
+        }
+        for wep in stored {
+            let removal = |source| DriverError::Store {
+                action: format!("Endpoint {id} removal error"),
+                source: Box::new(source),
+            };
+            let key = Resource::WorkloadEndpoint(wep)
+                .key()
+                .map_err(|e| removal(e.into()))?;
+            match self.inner.store.delete(&key).await {
+                Ok(()) | Err(ResourceError::DoesNotExist(_)) => {}
+                Err(e) => return Err(removal(e)),
+            }
+            tracing::info!(%key, "deleted workload endpoint");
+        }
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.Join`: creates the veth pair and routes the endpoint's addresses to it,
+    /// then writes the workload endpoint in the background once Docker shows the container.
+    #[instrument(name = "NetworkDriver.Join", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, DriverError> {
+        let id = &req.endpoint_id;
+        let record = self
+            .inner
+            .endpoints
+            .lock()
+            .await
+            .get(id)
+            .map(|state| state.record.clone())
+            .ok_or_else(|| DriverError::EndpointNotCreated {
+                endpoint_id: id.to_string(),
+            })?;
+        let (host_if, temp_if) = (host_interface(id), temp_interface(id));
+        let links = &self.inner.links;
+        let mtu = self.config().veth_mtu;
+        links
+            .create_veth(&host_if, &temp_if, mtu)
+            .await
+            .map_err(|reason| DriverError::VethCreate {
+                host_if: host_if.clone(),
+                temp_if: temp_if.clone(),
+                mtu: mtu.unwrap_or(0),
+                reason,
+            })?;
+        if let Err(reason) = links.plumb(&host_if, &record.addrs, record.mac).await {
+            if let Err(e) = links.remove(&host_if, &record.addrs).await {
+                tracing::warn!(error = %e, host_if, "could not remove the veth of a failed Join");
+            }
+            return Err(DriverError::Plumb { host_if, reason });
+        }
+        let mut reply = JoinResponse {
+            interface_name: InterfaceName {
+                src_name: temp_if,
+                dst_prefix: self.config().container_ifprefix.clone(),
+            },
+            gateway: GATEWAY_V4.to_owned(),
+            gateway_ipv6: String::new(),
+            static_routes: vec![connected_route(format!("{GATEWAY_V4}/32"))],
+            disable_gateway_service: false,
+        };
+        if record.addrs.iter().any(|a| matches!(a, IpNet::V6(_))) {
+            match links.ipv6_link_local(&host_if).await {
+                Ok(Some(gateway)) => {
+                    reply.gateway_ipv6 = gateway.to_string();
+                    reply
+                        .static_routes
+                        .push(connected_route(format!("{gateway}/128")));
+                }
+                Ok(None) => tracing::warn!(host_if, "no IPv6 link-local address on the host interface: the container gets no IPv6 gateway"),
+                Err(e) => tracing::warn!(error = %e, host_if, "cannot read the host interface's IPv6 link-local address: the container gets no IPv6 gateway"),
+            }
+        }
+        self.start_endpoint_writer(id).await;
+        Ok(reply)
+    }
+
+    /// `NetworkDriver.Leave`: removes the host interface and the routes to the endpoint.
+    #[instrument(name = "NetworkDriver.Leave", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn leave(&self, req: EndpointRequest) -> Result<Empty, DriverError> {
+        let id = &req.endpoint_id;
+        let known = self
+            .inner
+            .endpoints
+            .lock()
+            .await
+            .get(id)
+            .map(|state| (host_interface(id), state.record.addrs.clone()));
+        // After a plugin restart only the stored workload endpoint knows the endpoint.
+        let (host_if, addrs) = match known {
+            Some(known) => known,
+            None => {
+                let stored = self.stored_endpoints(id).await?;
+                let wep = stored
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| self.unknown_endpoint(id))?;
+                let addrs = wep.spec.ip_networks.iter().map(|c| c.ip_net()).collect();
+                (wep.spec.interface_name, addrs)
+            }
+        };
+        self.inner
+            .links
+            .remove(&host_if, &addrs)
+            .await
+            .map_err(|reason| DriverError::VethRemove { host_if, reason })?;
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.DiscoverNew`: nothing to do.
+    #[instrument(name = "NetworkDriver.DiscoverNew", skip_all)]
+    pub async fn discover_new(&self, _req: DiscoveryNotification) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.DiscoverDelete`: nothing to do.
+    #[instrument(name = "NetworkDriver.DiscoverDelete", skip_all)]
+    pub async fn discover_delete(&self, _req: DiscoveryNotification) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.ProgramExternalConnectivity`: nothing (no `-p` port publishing).
+    #[instrument(name = "NetworkDriver.ProgramExternalConnectivity", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn program_external_connectivity(
+        &self,
+        req: ProgramExternalConnectivityRequest,
+    ) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.RevokeExternalConnectivity`: nothing.
+    #[instrument(name = "NetworkDriver.RevokeExternalConnectivity", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
+    pub async fn revoke_external_connectivity(
+        &self,
+        req: EndpointRequest,
+    ) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.AllocateNetwork` (swarm): nothing.
+    #[instrument(name = "NetworkDriver.AllocateNetwork", skip_all, fields(network_id = %req.network_id))]
+    pub async fn allocate_network(
+        &self,
+        req: AllocateNetworkRequest,
+    ) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// `NetworkDriver.FreeNetwork` (swarm): nothing.
+    #[instrument(name = "NetworkDriver.FreeNetwork", skip_all, fields(network_id = %req.network_id))]
+    pub async fn free_network(&self, req: NetworkRequest) -> Result<Empty, DriverError> {
+        Ok(Empty {})
+    }
+
+    /// Polls Docker until the new network shows up, then creates its profile.
+    async fn create_profile_when_visible(self, network_id: Id) {
+        let config = self.config();
+        let docker = &self.inner.docker;
+        let name = poll(config.poll_interval, config.network_poll_timeout, || {
+            docker.network_name(network_id.as_str())
+        })
+        .await;
+        let Some(name) = name else {
+            tracing::warn!(
+                timeout = ?config.network_poll_timeout,
+                "the network did not show up in Docker in time; its profile will be created at its first CreateEndpoint"
+            );
+            return;
+        };
+        if let Err(e) = self.ensure_profile(&name).await {
+            tracing::warn!(error = %e, network = name, "cannot create the network's profile; retried at its first CreateEndpoint");
+        }
+    }
+
+    /// Creates the network's default profile unless a profile of that name exists.
+    async fn ensure_profile(&self, network: &str) -> Result<(), DriverError> {
+        let profile = Resource::Profile(default_profile(network));
+        match self.inner.store.create(&profile).await {
+            Ok(()) => {
+                tracing::info!(profile = network, "created the network's default profile");
+                Ok(())
+            }
+            Err(ResourceError::AlreadyExists(_)) => Ok(()),
+            Err(source) => Err(DriverError::Store {
+                action: format!("Profile {network} creation error"),
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// The network's name, from Docker.
+    async fn network_name(&self, network_id: &Id) -> Result<String, DriverError> {
+        let inspect_error = |reason: String| DriverError::NetworkInspect {
+            network_id: network_id.to_string(),
+            reason,
+        };
+        self.inner
+            .docker
+            .network_name(network_id.as_str())
+            .await
+            .map_err(inspect_error)?
+            .ok_or_else(|| inspect_error("Docker has no network with this ID".to_owned()))
+    }
+
+    /// This node's workload endpoints for the endpoint (normally zero or one).
+    async fn stored_endpoints(&self, id: &Id) -> Result<Vec<WorkloadEndpoint>, DriverError> {
+        let filter = Filter {
+            name: Some(id.to_string()),
+            node: Some(self.config().node.clone()),
+            orchestrator: Some(ORCHESTRATOR.to_owned()),
+            ..Filter::default()
+        };
+        let found = self
+            .inner
+            .store
+            .list(Kind::WorkloadEndpoint, &filter)
+            .await
+            .map_err(|source| DriverError::Store {
+                action: format!("Endpoint {id} lookup error"),
+                source: Box::new(source),
+            })?;
+        Ok(found
+            .into_iter()
+            .filter_map(|r| match r {
+                Resource::WorkloadEndpoint(wep) => Some(wep),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn unknown_endpoint(&self, id: &Id) -> DriverError {
+        DriverError::UnknownEndpoint {
+            endpoint_id: id.to_string(),
+            node: self.config().node.clone(),
+        }
+    }
+
+    /// Starts (or restarts) the task writing the endpoint's workload endpoint.
+    pub(super) async fn start_endpoint_writer(&self, id: &Id) {
+        let mut endpoints = self.inner.endpoints.lock().await;
+        let Some(state) = endpoints.get_mut(id) else {
+            return;
+        };
+        if let Some(previous) = state.writer.take() {
+            previous.abort();
+        }
+        let driver = self.clone();
+        let endpoint_id = id.clone();
+        state.writer = Some(
+            self.spawn(async move { driver.write_endpoint(endpoint_id).await }.in_current_span()),
+        );
+    }
+
+    /// Waits for Docker to show the endpoint's container, then writes its workload endpoint
+    /// (with workload `libnetwork` if the container never shows).
+    async fn write_endpoint(self, id: Id) {
+        let Some(record) = self
+            .inner
+            .endpoints
+            .lock()
+            .await
+            .get(&id)
+            .map(|state| state.record.clone())
+        else {
+            return;
+        };
+        let config = self.config();
+        let docker = &self.inner.docker;
+        let container = poll(config.poll_interval, config.label_poll_timeout, || {
+            docker.endpoint_container(record.network_id.as_str(), id.as_str())
+        })
+        .await;
+        if container.is_none() {
+            tracing::warn!(
+                timeout = ?config.label_poll_timeout,
+                "Docker did not show the endpoint's container in time; writing its workload endpoint without it"
+            );
+        }
+        let wep =
+            Resource::WorkloadEndpoint(workload_endpoint(config, &id, &record, container.as_ref()));
+        // Held until the write is done, so DeleteEndpoint cannot come between check and write.
+        let endpoints = self.inner.endpoints.lock().await;
+        if !endpoints.contains_key(&id) {
+            return;
+        }
+        match self.inner.store.apply(&wep).await {
+            Ok(()) => match wep.key() {
+                Ok(key) => tracing::info!(%key, "wrote workload endpoint"),
+                Err(e) => tracing::info!(error = %e, "wrote workload endpoint"),
+            },
+            Err(e) => tracing::error!(error = %e, "cannot write the workload endpoint"),
+        }
+    }
+}
+
+fn connected_route(destination: String) -> StaticRoute {
+    StaticRoute {
+        destination,
+        route_type: ROUTE_CONNECTED,
+        next_hop: String::new(),
+    }
+}
+
+/// Rejects every set option but the always-allowed ones, with Calico's texts. Keys are
+/// checked in sorted order, so the error is the same every time.
+fn check_options(options: &Map<String, Value>) -> Result<(), DriverError> {
+    let mut keys: Vec<&String> = options.keys().collect();
+    keys.sort();
+    for key in keys {
+        if ALLOWED_OPTIONS.contains(&key.as_str()) {
+            continue;
+        }
+        let flag = match &options[key] {
+            Value::Null | Value::Bool(false) => continue,
+            Value::Object(map) if map.is_empty() => continue,
+            Value::Bool(true) => format!(
+                "flag --{}",
+                key.strip_prefix("com.docker.network.").unwrap_or(key)
+            ),
+            Value::Object(map) => {
+                let mut names: Vec<&str> = map.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                let word = if names.len() > 1 { "flags" } else { "flag" };
+                format!("{word} {}", names.join(", "))
+            }
+            Value::String(s) if s.is_empty() => format!("flag {key}"),
+            Value::String(s) => format!("flag {key} ({s})"),
+            other => format!("flag {key} ({other})"),
+        };
+        return Err(DriverError::UnsupportedOption(flag));
+    }
+    Ok(())
+}
+
+/// An endpoint address as a host network (/32 or /128), whatever mask Docker sent.
+fn host_network(text: &str, version: u8) -> Result<IpNet, DriverError> {
+    let bad = |reason: &str| DriverError::BadAddress {
+        address: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let addr: IpAddr = match text.parse::<IpNet>() {
+        Ok(net) => net.addr(),
+        Err(_) => text
+            .parse()
+            .map_err(|_| bad("not an IP address with prefix length, such as 192.168.1.1/32"))?,
+    };
+    match (addr, version) {
+        (IpAddr::V4(_), 4) => Ok(IpNet::new(addr, 32).map_err(|_| bad("invalid prefix"))?),
+        (IpAddr::V6(_), 6) => Ok(IpNet::new(addr, 128).map_err(|_| bad("invalid prefix"))?),
+        (_, 4) => Err(bad("Address must be an IPv4 address")),
+        _ => Err(bad("AddressIPv6 must be an IPv6 address")),
+    }
+}
+
+/// A user-chosen MAC; it must be 6 bytes.
+fn parse_mac(text: &str) -> Result<[u8; 6], DriverError> {
+    let mac: MacAddr = text
+        .parse()
+        .map_err(|e: calico_model::InvalidValue| DriverError::BadMac(e.to_string()))?;
+    <[u8; 6]>::try_from(mac.bytes()).map_err(|_| {
+        DriverError::BadMac(format!(
+            "'{text}' has {} bytes; a container interface needs a 6-byte MAC such as 02:42:c0:a8:01:32",
+            mac.bytes().len()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn options_error(options: Value) -> Option<String> {
+        let Value::Object(map) = options else {
+            panic!("options must be an object");
+        };
+        check_options(&map).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn option_texts_are_calicos() {
+        let cases = [
+            (
+                json!({"com.docker.network.internal": true}),
+                Some("Calico driver does not support the flag --internal."),
+            ),
+            (
+                json!({"com.docker.network.generic": {"foo": "bar"}}),
+                Some("Calico driver does not support the flag foo."),
+            ),
+            (
+                json!({"com.docker.network.generic": {"b": "1", "a": "2", "c": "3"}}),
+                Some("Calico driver does not support the flags a, b, c."),
+            ),
+            (
+                json!({"com.docker.network.custom": "x"}),
+                Some("Calico driver does not support the flag com.docker.network.custom (x)."),
+            ),
+            (
+                json!({"com.docker.network.custom": 5}),
+                Some("Calico driver does not support the flag com.docker.network.custom (5)."),
+            ),
+            (
+                json!({"com.docker.network.custom": ""}),
+                Some("Calico driver does not support the flag com.docker.network.custom."),
+            ),
+            (
+                json!({"com.docker.network.enable_ipv6": true, "com.docker.network.enable_ipv4": true}),
+                None,
+            ),
+            (
+                json!({"com.docker.network.internal": false, "com.docker.network.generic": {}, "x": null}),
+                None,
+            ),
+            // Several at once: the first in key order is reported.
+            (
+                json!({"com.docker.network.internal": true, "com.docker.network.attachable": true}),
+                Some("Calico driver does not support the flag --attachable."),
+            ),
+        ];
+        for (options, expected) in cases {
+            assert_eq!(
+                options_error(options.clone()).as_deref(),
+                expected,
+                "{options}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoint_addresses_become_host_networks() {
+        assert_eq!(
+            host_network("192.168.1.5/26", 4).expect("v4").to_string(),
+            "192.168.1.5/32"
+        );
+        assert_eq!(
+            host_network("192.168.1.5", 4).expect("v4").to_string(),
+            "192.168.1.5/32"
+        );
+        assert_eq!(
+            host_network("fd00::5/64", 6).expect("v6").to_string(),
+            "fd00::5/128"
+        );
+        assert_eq!(
+            host_network("fd00::5/64", 4)
+                .expect_err("v6 as v4")
+                .to_string(),
+            "Parsing fd00::5/64 as CIDR failed: Address must be an IPv4 address"
+        );
+        assert!(host_network("banana", 4)
+            .expect_err("garbage")
+            .to_string()
+            .starts_with("Parsing banana as CIDR failed: "));
+    }
+
+    #[test]
+    fn user_macs_must_be_six_bytes() {
+        assert_eq!(
+            parse_mac("02:42:C0:A8:01:32").expect("mac"),
+            [0x02, 0x42, 0xc0, 0xa8, 0x01, 0x32]
+        );
+        assert!(parse_mac("nope")
+            .expect_err("bad")
+            .to_string()
+            .starts_with("Error parsing MAC address: "));
+        assert!(parse_mac("00:00:00:00:fe:80:00:00")
+            .expect_err("8 bytes")
+            .to_string()
+            .contains("6-byte"));
+    }
+}

@@ -1,0 +1,82 @@
+//! What the driver needs from outside, as narrow traits: Calico IPAM, the Docker API and the
+//! host's links. calico-node provides the real implementations; tests use fakes.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+use async_trait::async_trait;
+use calico_model::Cidr;
+use ipnet::IpNet;
+
+/// Why an address could not be assigned or released.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllocError {
+    /// The pool asked for (or, for [`AddressAllocator::assign`], any pool holding the
+    /// address) does not exist.
+    #[error("no such Calico IP pool")]
+    PoolNotFound,
+    /// Anything else; the message says what.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Calico IPAM, for the IPAM driver.
+#[async_trait]
+pub trait AddressAllocator: Send + Sync {
+    /// The CIDRs of the enabled pools of IP `version` (4 or 6).
+    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, String>;
+    /// Assigns one free address of `version` to this host, from `pool` or else any enabled pool.
+    async fn auto_assign(&self, version: u8, pool: Option<Cidr>) -> Result<IpAddr, AllocError>;
+    /// Assigns exactly `ip`, which must lie in an enabled pool and be free.
+    async fn assign(&self, ip: IpAddr) -> Result<(), AllocError>;
+    /// Releases `ip`; releasing an address that is not assigned is not an error.
+    async fn release(&self, ip: IpAddr) -> Result<(), AllocError>;
+}
+
+/// The container behind an endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerRef {
+    /// Full container ID.
+    pub id: String,
+    /// Container name, without the leading `/`.
+    pub name: String,
+    /// Container labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The Docker Engine API, for what the plugin protocol does not say.
+#[async_trait]
+pub trait DockerApi: Send + Sync {
+    /// The name of the network with this ID; `None` while Docker does not (yet) know it.
+    async fn network_name(&self, network_id: &str) -> Result<Option<String>, String>;
+    /// The container attached to the network through this endpoint; `None` while Docker does
+    /// not (yet) list it.
+    async fn endpoint_container(
+        &self,
+        network_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<ContainerRef>, String>;
+}
+
+/// The host side of container interfaces.
+#[async_trait]
+pub trait HostLinks: Send + Sync {
+    /// Creates the veth pair `host_if` / `temp_if` (both up), with `mtu` or the kernel default.
+    async fn create_veth(
+        &self,
+        host_if: &str,
+        temp_if: &str,
+        mtu: Option<u32>,
+    ) -> Result<(), String>;
+    /// Routes `addrs` to `host_if`, adds a static neighbour entry for each with `mac`, and sets
+    /// the interface's sysctls (proxy ARP and friends).
+    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), String>;
+    /// Removes the routes for `addrs` and the veth `host_if`; absent ones are not an error.
+    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), String>;
+    /// The IPv6 link-local address of `host_if`, used as the container's IPv6 gateway.
+    /// The default knows none, which leaves IPv6 endpoints without a gateway.
+    async fn ipv6_link_local(&self, host_if: &str) -> Result<Option<Ipv6Addr>, String> {
+        let _ = host_if;
+        Ok(None)
+    }
+}

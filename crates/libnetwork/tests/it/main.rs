@@ -1,0 +1,9 @@
+//! The plugin over its real unix sockets, with fake IPAM, Docker API and host links and a
+//! SQLite datastore.
+
+mod docker_api;
+mod errors;
+mod lifecycle;
+mod replay;
+mod server;
+mod support;

@@ -1,0 +1,228 @@
+//! Replays the 100 request/response pairs dockerd 20.10.24 exchanged with a Calico-like toy
+//! plugin (`tests/data/docker-plugin-calls.sample.jsonl`) and insists on the same answers,
+//! except where Calico deliberately differs from the toy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use calico_libnetwork::wire::CONTENT_TYPE;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::support::{config, post, FakeAllocator, FakeDocker, Harness};
+
+const CALLS: &str = include_str!("../data/docker-plugin-calls.sample.jsonl");
+
+#[derive(Debug, Deserialize)]
+struct Recorded {
+    scenario: String,
+    host: String,
+    call: String,
+    request: Value,
+    response: Value,
+    http_status: u16,
+}
+
+/// Where Calico answers differently from the toy plugin, and why.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Divergence {
+    /// `calico.sock` implements both drivers (so `--ipam-driver calico` works).
+    ActivateBoth,
+    /// Calico refuses `-o foo=bar`.
+    GenericOption,
+    /// Calico refuses `--internal`.
+    Internal,
+}
+
+fn expected(rec: &Recorded) -> (u16, Value, Option<Divergence>) {
+    match rec.call.as_str() {
+        "Plugin.Activate" if rec.response["Implements"] == json!(["NetworkDriver"]) => (
+            200,
+            json!({"Implements": ["NetworkDriver", "IpamDriver"]}),
+            Some(Divergence::ActivateBoth),
+        ),
+        "NetworkDriver.CreateNetwork" => {
+            let options = &rec.request["Options"];
+            if options["com.docker.network.internal"] == json!(true) {
+                let err = "Calico driver does not support the flag --internal.";
+                (500, json!({ "Err": err }), Some(Divergence::Internal))
+            } else if options["com.docker.network.generic"] == json!({"foo": "bar"}) {
+                let err = "Calico driver does not support the flag foo.";
+                (500, json!({ "Err": err }), Some(Divergence::GenericOption))
+            } else {
+                (rec.http_status, rec.response.clone(), None)
+            }
+        }
+        _ => (rec.http_status, rec.response.clone(), None),
+    }
+}
+
+/// What one endpoint should end up as in the datastore.
+struct Expected {
+    network: String,
+    address: String,
+    mac: String,
+}
+
+#[tokio::test]
+async fn every_recorded_call_gets_calicos_answer() {
+    let records: Vec<Recorded> = CALLS
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("recorded call"))
+        .collect();
+    assert_eq!(records.len(), 100);
+
+    // One fresh plugin per (scenario, host), in order of first appearance.
+    let mut groups: Vec<((String, String), Vec<&Recorded>)> = Vec::new();
+    for rec in &records {
+        let key = (rec.scenario.clone(), rec.host.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(rec),
+            None => groups.push((key, vec![rec])),
+        }
+    }
+
+    let mut replayed = 0;
+    let mut divergences = Vec::new();
+    for ((scenario, host), group) in groups {
+        let mut config = config();
+        if let Some(caps) = group
+            .iter()
+            .find(|r| r.call == "NetworkDriver.GetCapabilities")
+        {
+            config.scope = caps.response["Scope"]
+                .as_str()
+                .expect("scope")
+                .parse()
+                .expect("local or global");
+        }
+        let home_block = if host == "calico-02" {
+            "192.168.2.0/26"
+        } else {
+            "192.168.1.0/26"
+        };
+        let docker = FakeDocker::inventing_containers();
+        let mut names = BTreeMap::new();
+        for rec in &group {
+            if let Some(id) = rec.request["NetworkID"].as_str() {
+                if !names.contains_key(id) {
+                    let name = format!("net{}", names.len() + 1);
+                    docker.add_network(id, &name);
+                    names.insert(id.to_owned(), name);
+                }
+            }
+        }
+        let ipam = FakeAllocator::new(&["192.168.1.0/26", "192.168.2.0/26"], home_block);
+        let h = Harness::start_with(config, ipam, docker);
+
+        let mut created: BTreeMap<String, Expected> = BTreeMap::new();
+        let mut joined: BTreeSet<String> = BTreeSet::new();
+        let mut assigned: BTreeSet<IpAddr> = BTreeSet::new();
+        let mut link_calls = Vec::new();
+        for (i, rec) in group.iter().enumerate() {
+            let ipam_socket = rec.call.starts_with("IpamDriver.")
+                || rec.response["Implements"] == json!(["IpamDriver"]);
+            let socket = if ipam_socket {
+                h.ipam_socket()
+            } else {
+                h.network_socket()
+            };
+            let reply = post(&socket, &format!("/{}", rec.call), rec.request.to_string()).await;
+            let (status, body, divergence) = expected(rec);
+            let context = format!("{scenario} / {host} #{i} {}: {}", rec.call, rec.request);
+            assert_eq!(reply.status, status, "{context}");
+            assert_eq!(reply.body, body, "{context}");
+            assert_eq!(reply.content_type, CONTENT_TYPE, "{context}");
+            divergences.extend(divergence);
+            replayed += 1;
+
+            let req = &rec.request;
+            let endpoint = req["EndpointID"].as_str().unwrap_or_default().to_owned();
+            match rec.call.as_str() {
+                "IpamDriver.RequestAddress" => {
+                    let address = body["Address"].as_str().expect("address");
+                    let ip = address.split('/').next().expect("ip").parse().expect("ip");
+                    assigned.insert(ip);
+                }
+                "IpamDriver.ReleaseAddress" => {
+                    let ip: IpAddr = req["Address"].as_str().expect("ip").parse().expect("ip");
+                    assigned.remove(&ip);
+                }
+                "NetworkDriver.CreateEndpoint" => {
+                    let iface = &req["Interface"];
+                    let address = iface["Address"].as_str().expect("address");
+                    let mac = match iface["MacAddress"].as_str().expect("mac") {
+                        "" => "ee:ee:ee:ee:ee:ee",
+                        user => user,
+                    };
+                    let network = &names[req["NetworkID"].as_str().expect("network")];
+                    created.insert(
+                        endpoint,
+                        Expected {
+                            network: network.clone(),
+                            address: address.to_owned(),
+                            mac: mac.to_owned(),
+                        },
+                    );
+                }
+                "NetworkDriver.Join" => {
+                    let ep = &created[&endpoint];
+                    let short = &endpoint[..11];
+                    link_calls.push(format!("create_veth cali{short} temp{short} None"));
+                    link_calls.push(format!("plumb cali{short} {} {}", ep.address, ep.mac));
+                    joined.insert(endpoint);
+                }
+                "NetworkDriver.Leave" => {
+                    let short = &endpoint[..11];
+                    link_calls.push(format!("remove cali{short} {}", created[&endpoint].address));
+                }
+                "NetworkDriver.DeleteEndpoint" => {
+                    created.remove(&endpoint);
+                    joined.remove(&endpoint);
+                }
+                _ => {}
+            }
+        }
+
+        h.driver.settle().await;
+        let context = format!("{scenario} / {host}");
+        assert_eq!(h.ipam.assigned(), assigned, "{context}: IPAM state");
+        assert_eq!(h.links.calls(), link_calls, "{context}: host links");
+        let weps = h.workload_endpoints().await;
+        let names_written: BTreeSet<String> =
+            weps.iter().map(|w| w.metadata.name.clone()).collect();
+        assert_eq!(names_written, joined, "{context}: workload endpoints");
+        for wep in &weps {
+            let id = &wep.metadata.name;
+            let ep = &created[id];
+            assert_eq!(wep.metadata.orchestrator, "libnetwork");
+            assert_eq!(wep.metadata.workload, FakeDocker::invented_name(id));
+            assert_eq!(wep.metadata.active_instance_id, format!("c{id}"));
+            assert_eq!(wep.spec.interface_name, format!("cali{}", &id[..11]));
+            assert_eq!(wep.spec.profiles, vec![ep.network.clone()]);
+            let nets: Vec<String> = wep.spec.ip_networks.iter().map(|n| n.to_string()).collect();
+            assert_eq!(nets, vec![ep.address.clone()]);
+            assert_eq!(
+                wep.spec.mac.as_ref().map(|m| m.to_string()),
+                Some(ep.mac.clone())
+            );
+            assert!(
+                h.profile(&ep.network).await.is_some(),
+                "{context}: profile {}",
+                ep.network
+            );
+        }
+    }
+    assert_eq!(replayed, 100);
+    divergences.sort();
+    divergences.dedup();
+    assert_eq!(
+        divergences,
+        vec![
+            Divergence::ActivateBoth,
+            Divergence::GenericOption,
+            Divergence::Internal
+        ],
+        "every documented divergence is exercised"
+    );
+}

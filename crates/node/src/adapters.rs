@@ -1,0 +1,102 @@
+//! The real implementations of the plugin driver's outside world: Calico IPAM for this node,
+//! and the host's links through netlink.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
+use calico_dataplane::netlink::Netlink;
+use calico_ipam::{Ipam, IpamError};
+use calico_libnetwork::{AddressAllocator, AllocError, HostLinks};
+use calico_model::{Cidr, Kind, Resource};
+use calico_store::resources::{Filter, ResourceStore};
+use ipnet::IpNet;
+
+/// Calico IPAM, allocating on behalf of one node.
+pub struct NodeIpam {
+    /// The IPAM client.
+    pub ipam: Ipam,
+    /// The pools' source.
+    pub store: ResourceStore,
+    /// This node's name.
+    pub node: String,
+}
+
+#[async_trait]
+impl AddressAllocator for NodeIpam {
+    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, String> {
+        let pools = self
+            .store
+            .list(Kind::IpPool, &Filter::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(pools
+            .into_iter()
+            .filter_map(|r| match r {
+                Resource::IpPool(p) if !p.spec.disabled => p.metadata.cidr,
+                _ => None,
+            })
+            .filter(|c| c.version() == version)
+            .collect())
+    }
+
+    async fn auto_assign(&self, version: u8, pool: Option<Cidr>) -> Result<IpAddr, AllocError> {
+        self.ipam
+            .auto_assign(&self.node, version, pool)
+            .await
+            .map_err(alloc_error)
+    }
+
+    async fn assign(&self, ip: IpAddr) -> Result<(), AllocError> {
+        self.ipam.assign(&self.node, ip).await.map_err(alloc_error)
+    }
+
+    async fn release(&self, ip: IpAddr) -> Result<(), AllocError> {
+        self.ipam.release(ip).await.map(drop).map_err(alloc_error)
+    }
+}
+
+fn alloc_error(e: IpamError) -> AllocError {
+    match e {
+        IpamError::PoolNotFound(_) | IpamError::PoolDisabled(_) => AllocError::PoolNotFound,
+        other => AllocError::Other(other.to_string()),
+    }
+}
+
+/// Workload interfaces in this host's network namespace.
+pub struct NetlinkLinks {
+    /// The netlink handle.
+    pub netlink: Netlink,
+}
+
+#[async_trait]
+impl HostLinks for NetlinkLinks {
+    async fn create_veth(
+        &self,
+        host_if: &str,
+        temp_if: &str,
+        mtu: Option<u32>,
+    ) -> Result<(), String> {
+        self.netlink
+            .create_veth(host_if, temp_if, mtu)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), String> {
+        let plumbing = WorkloadPlumbing {
+            iface: host_if.to_string(),
+            addrs: addrs.to_vec(),
+            mac,
+        };
+        plumb(&self.netlink, &plumbing)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), String> {
+        unplumb(&self.netlink, host_if, addrs)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

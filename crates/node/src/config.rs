@@ -1,0 +1,169 @@
+//! calico-node's settings, read from Calico's environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use calico_libnetwork::{DriverConfig, DEFAULT_PLUGIN_DIR};
+use calico_model::{AsNumber, Cidr};
+use calico_store::DatastoreConfig;
+
+use crate::autodetect::Method;
+
+/// The IPv4 pool created when none exists.
+pub const DEFAULT_IPV4_POOL: &str = "192.168.0.0/16";
+
+/// Everything calico-node is told by its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name: `NODENAME`, else `HOSTNAME`, else the kernel hostname.
+    pub node_name: String,
+    /// The datastore (`DATASTORE_TYPE`, `SQLITE_PATH`, `ETCD_ENDPOINTS`, ...).
+    pub datastore: DatastoreConfig,
+    /// `IP`: an explicit address (with optional /len), or how to find one.
+    pub ip: IpSetting,
+    /// `AS`: this node's AS number, if not the global default.
+    pub as_number: Option<AsNumber>,
+    /// `NO_DEFAULT_POOLS=true` skips creating the default pool.
+    pub no_default_pools: bool,
+    /// `CALICO_IPV4POOL_CIDR`: the pool created when none exists.
+    pub ipv4_pool_cidr: Cidr,
+    /// The plugin driver's settings (`CALICO_LIBNETWORK_*`).
+    pub driver: DriverConfig,
+    /// `CALICO_PLUGIN_DIR`: where the plugin sockets go (default /run/docker/plugins).
+    pub plugin_dir: PathBuf,
+    /// `CALICO_RECONCILE_INTERVAL_SECS` (default 30).
+    pub reconcile_interval: Duration,
+}
+
+/// How the node's IPv4 address is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpSetting {
+    /// A fixed address (`IP=10.0.0.5` or `IP=10.0.0.5/24`).
+    Fixed(Cidr),
+    /// Autodetected (`IP` empty or `autodetect`) with `IP_AUTODETECTION_METHOD`.
+    Detect(Method),
+}
+
+impl Config {
+    /// Reads the settings through `env` (the process environment in production).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let node_name = match var("NODENAME").or_else(|| var("HOSTNAME")) {
+            Some(name) => name,
+            None => nix::unistd::gethostname()
+                .context("cannot read the hostname; set NODENAME")?
+                .to_string_lossy()
+                .into_owned(),
+        };
+        let datastore = DatastoreConfig::from_env(&env).context("datastore settings")?;
+        let method = match var("IP_AUTODETECTION_METHOD") {
+            Some(m) => Method::parse(&m)?,
+            None => Method::FirstFound,
+        };
+        let ip = match var("IP").as_deref() {
+            None | Some("autodetect") => IpSetting::Detect(method),
+            Some(addr) => IpSetting::Fixed(
+                addr.parse()
+                    .map_err(|e| anyhow!("IP={addr:?} is not an IPv4 address: {e}"))?,
+            ),
+        };
+        let as_number = var("AS")
+            .map(|s| {
+                s.parse::<AsNumber>()
+                    .map_err(|e| anyhow!("AS={s:?} is not an AS number: {e}"))
+            })
+            .transpose()?;
+        let pool = var("CALICO_IPV4POOL_CIDR").unwrap_or_else(|| DEFAULT_IPV4_POOL.into());
+        let ipv4_pool_cidr: Cidr = pool
+            .parse()
+            .map_err(|e| anyhow!("CALICO_IPV4POOL_CIDR={pool:?} is not a CIDR: {e}"))?;
+        Ok(Config {
+            node_name: node_name.clone(),
+            datastore,
+            ip,
+            as_number,
+            no_default_pools: flag(&var, "NO_DEFAULT_POOLS", false)?,
+            ipv4_pool_cidr,
+            driver: DriverConfig::from_lookup(node_name.clone(), &env)
+                .context("plugin settings")?,
+            plugin_dir: var("CALICO_PLUGIN_DIR")
+                .unwrap_or_else(|| DEFAULT_PLUGIN_DIR.into())
+                .into(),
+            reconcile_interval: duration(&var, "CALICO_RECONCILE_INTERVAL_SECS", 30)?,
+        })
+    }
+}
+
+fn flag(var: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
+    match var(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => bail!("{name}={other:?}: use true or false"),
+    }
+}
+
+/// A duration in seconds; Go-style `5s` is accepted too.
+fn duration(var: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<Duration> {
+    match var(name) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => {
+            let secs = v.trim().trim_end_matches('s');
+            secs.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| anyhow!("{name}={v:?}: expected seconds, e.g. 5 or 5s"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_calico() {
+        let c = config(&[("HOSTNAME", "calico-01")]).unwrap();
+        assert_eq!(c.node_name, "calico-01");
+        assert_eq!(c.ip, IpSetting::Detect(Method::FirstFound));
+        assert_eq!(c.ipv4_pool_cidr.to_string(), "192.168.0.0/16");
+        assert!(!c.no_default_pools);
+        assert!(c.driver.create_profiles && !c.driver.label_endpoints);
+        assert_eq!(c.driver.node, "calico-01");
+        assert_eq!(c.reconcile_interval, Duration::from_secs(30));
+        assert_eq!(c.plugin_dir, PathBuf::from("/run/docker/plugins"));
+    }
+
+    #[test]
+    fn nodename_wins_and_values_are_checked() {
+        let c = config(&[
+            ("NODENAME", "n1"),
+            ("HOSTNAME", "h"),
+            ("IP", "10.0.0.5/24"),
+            ("AS", "64513"),
+            ("CALICO_LIBNETWORK_LABEL_POLL_TIMEOUT", "2s"),
+            ("CALICO_RECONCILE_INTERVAL_SECS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(c.node_name, "n1");
+        assert_eq!(c.ip, IpSetting::Fixed("10.0.0.5/24".parse().unwrap()));
+        assert_eq!(c.as_number.map(|a| a.0), Some(64513));
+        assert_eq!(c.driver.label_poll_timeout, Duration::from_secs(2));
+        assert_eq!(c.reconcile_interval, Duration::from_secs(7));
+        assert!(config(&[("NODENAME", "n"), ("IP", "nonsense")]).is_err());
+        assert!(config(&[("NODENAME", "n"), ("NO_DEFAULT_POOLS", "maybe")]).is_err());
+        assert!(config(&[("NODENAME", "n"), ("CALICO_LIBNETWORK_SCOPE", "swarm")]).is_err());
+        assert!(config(&[("NODENAME", "n"), ("IP_AUTODETECTION_METHOD", "psychic")]).is_err());
+    }
+}

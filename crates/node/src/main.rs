@@ -1,0 +1,133 @@
+//! calico-node: Calico's per-host agent for Docker. It serves the `calico` and `calico-ipam`
+//! plugin sockets, allocates addresses, plumbs workload interfaces and keeps Docker, the
+//! datastore and the kernel in agreement.
+
+mod adapters;
+mod autodetect;
+mod config;
+mod reconcile;
+mod startup;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use calico_dataplane::netlink::Netlink;
+use calico_docker::DockerClient;
+use calico_ipam::Ipam;
+use calico_libnetwork::Driver;
+use calico_store::resources::ResourceStore;
+use calico_store::{Datastore, DatastoreConfig};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use adapters::{NetlinkLinks, NodeIpam};
+use config::{Config, IpSetting};
+use reconcile::Reconciler;
+
+/// How long calico-node keeps trying to reach its datastore at start.
+const DATASTORE_WAIT: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALICO_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("calico-node failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let config = Config::from_env(|name| std::env::var(name).ok())?;
+    info!(node = %config.node_name, version = startup::VERSION, "starting calico-node");
+    let ds = connect(&config.datastore).await?;
+    let store = ResourceStore::new(ds.clone());
+    let ipv4 = match &config.ip {
+        IpSetting::Fixed(cidr) => *cidr,
+        IpSetting::Detect(method) => method.detect()?,
+    };
+    startup::register_node(&store, &config, ipv4).await?;
+    startup::ensure_default_pool(&store, &config).await?;
+    startup::record_cluster_info(ds.as_ref()).await?;
+    calico_dataplane::sysctl::enable_forwarding()?;
+
+    let netlink = Netlink::connect()?;
+    let docker = DockerClient::from_env()?;
+    let ipam = Ipam::new(store.clone());
+    let driver = Driver::new(
+        config.driver.clone(),
+        store.clone(),
+        Arc::new(NodeIpam {
+            ipam: ipam.clone(),
+            store: store.clone(),
+            node: config.node_name.clone(),
+        }),
+        Arc::new(docker.clone()),
+        Arc::new(NetlinkLinks {
+            netlink: netlink.clone(),
+        }),
+    );
+    let server =
+        calico_libnetwork::serve(&config.plugin_dir, driver.clone()).with_context(|| {
+            format!(
+                "cannot serve the plugin sockets in {}",
+                config.plugin_dir.display()
+            )
+        })?;
+    let reconciler = Reconciler {
+        node: config.node_name.clone(),
+        store,
+        ipam,
+        netlink,
+        docker,
+        driver,
+    };
+    let reconciling = tokio::spawn(reconciler.run_forever(config.reconcile_interval));
+    info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+    }
+    reconciling.abort();
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Opens the datastore, retrying while it is unreachable (etcd may still be starting).
+async fn connect(config: &DatastoreConfig) -> Result<Arc<dyn Datastore>> {
+    let deadline = tokio::time::Instant::now() + DATASTORE_WAIT;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match config.connect().await {
+            Ok(ds) => return Ok(ds),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                warn!(error = %e, "datastore not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("cannot reach the datastore"),
+        }
+    }
+}

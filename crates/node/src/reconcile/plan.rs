@@ -1,0 +1,229 @@
+//! The pure half of reconciliation: given what Docker, the datastore, the kernel and IPAM each
+//! say exists on this host, decide what to repair. Nothing here does I/O.
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+
+use calico_model::WorkloadEndpoint;
+
+/// A Calico endpoint as Docker reports it (from `network inspect` of a calico network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerEndpoint {
+    /// Docker's endpoint ID (the workload endpoint's name).
+    pub endpoint_id: String,
+    /// Docker's network ID.
+    pub network_id: String,
+    /// The network's name (the profile's name).
+    pub network_name: String,
+    /// The endpoint's IPv4 address, if any.
+    pub ipv4: Option<IpAddr>,
+    /// The container interface's MAC, when Docker knows it.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// Everything observed on this host at one moment.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Docker's endpoints; `None` when Docker could not be asked (then nothing is deleted).
+    pub docker: Option<Vec<DockerEndpoint>>,
+    /// This node's workload endpoints in the datastore.
+    pub workloads: Vec<WorkloadEndpoint>,
+    /// Endpoint IDs the plugin is still setting up (created, not yet recorded).
+    pub pending: HashSet<String>,
+    /// Host interfaces with the workload prefix (`cali…`).
+    pub links: Vec<String>,
+    /// This node's IPAM allocations with their age in seconds.
+    pub allocations: Vec<(IpAddr, u64)>,
+}
+
+/// One repair.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Docker has the endpoint but the datastore does not: record it.
+    Record(DockerEndpoint),
+    /// The datastore has an endpoint Docker no longer has: delete it, free its addresses,
+    /// remove its interface and routes.
+    Forget(Box<WorkloadEndpoint>),
+    /// Both have it and its interface exists: make sure routes, neighbour and sysctls are right.
+    Plumb(Box<WorkloadEndpoint>),
+    /// A workload interface nobody owns.
+    DeleteLink(String),
+    /// An address allocated to this node that no endpoint uses.
+    Release(IpAddr),
+}
+
+/// How old an unused allocation must be before it is released: Docker asks for an address
+/// a moment before it creates the endpoint that uses it.
+pub const RELEASE_GRACE_SECS: u64 = 60;
+
+/// Decides the repairs; endpoints that are live everywhere are only ever re-plumbed.
+pub fn plan(observed: &Observed, interface_of: impl Fn(&str) -> String) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let recorded: HashSet<&str> = observed
+        .workloads
+        .iter()
+        .map(|w| w.metadata.name.as_str())
+        .collect();
+    let links: HashSet<&str> = observed.links.iter().map(String::as_str).collect();
+
+    let mut owned_links: BTreeSet<String> = BTreeSet::new();
+    let mut used: HashSet<IpAddr> = HashSet::new();
+    for id in &observed.pending {
+        owned_links.insert(interface_of(id));
+    }
+    for wep in &observed.workloads {
+        owned_links.insert(wep.spec.interface_name.clone());
+        used.extend(wep.spec.ip_networks.iter().map(|n| n.addr()));
+    }
+
+    if let Some(docker) = &observed.docker {
+        let live: HashSet<&str> = docker.iter().map(|e| e.endpoint_id.as_str()).collect();
+        for ep in docker {
+            owned_links.insert(interface_of(&ep.endpoint_id));
+            used.extend(ep.ipv4);
+            if !recorded.contains(ep.endpoint_id.as_str())
+                && !observed.pending.contains(&ep.endpoint_id)
+            {
+                actions.push(Action::Record(ep.clone()));
+            }
+        }
+        for wep in &observed.workloads {
+            let id = wep.metadata.name.as_str();
+            if live.contains(id) || observed.pending.contains(id) {
+                if links.contains(wep.spec.interface_name.as_str()) {
+                    actions.push(Action::Plumb(Box::new(wep.clone())));
+                }
+            } else {
+                actions.push(Action::Forget(Box::new(wep.clone())));
+            }
+        }
+        for link in &observed.links {
+            if !owned_links.contains(link) {
+                actions.push(Action::DeleteLink(link.clone()));
+            }
+        }
+        for (ip, age) in &observed.allocations {
+            if !used.contains(ip) && *age >= RELEASE_GRACE_SECS {
+                actions.push(Action::Release(*ip));
+            }
+        }
+    } else {
+        for wep in &observed.workloads {
+            if links.contains(wep.spec.interface_name.as_str()) {
+                actions.push(Action::Plumb(Box::new(wep.clone())));
+            }
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calico_model::{WorkloadEndpointMetadata, WorkloadEndpointSpec};
+
+    fn iface(id: &str) -> String {
+        format!("cali{}", &id[..id.len().min(11)])
+    }
+
+    fn wep(id: &str, ip: &str) -> WorkloadEndpoint {
+        WorkloadEndpoint {
+            metadata: WorkloadEndpointMetadata {
+                name: id.into(),
+                node: "n".into(),
+                orchestrator: "libnetwork".into(),
+                workload: "c".into(),
+                ..Default::default()
+            },
+            spec: WorkloadEndpointSpec {
+                interface_name: iface(id),
+                ip_networks: vec![format!("{ip}/32").parse().unwrap()],
+                ..Default::default()
+            },
+        }
+    }
+
+    fn docker(id: &str, ip: &str) -> DockerEndpoint {
+        DockerEndpoint {
+            endpoint_id: id.into(),
+            network_id: "n1".into(),
+            network_name: "net1".into(),
+            ipv4: Some(ip.parse().unwrap()),
+            mac: Some([0xee; 6]),
+        }
+    }
+
+    const A: &str = "aaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbb";
+    const C: &str = "cccccccccccccccc";
+
+    #[test]
+    fn live_endpoints_are_only_replumbed() {
+        let observed = Observed {
+            docker: Some(vec![docker(A, "192.168.0.1")]),
+            workloads: vec![wep(A, "192.168.0.1")],
+            links: vec![iface(A)],
+            allocations: vec![("192.168.0.1".parse().unwrap(), 3600)],
+            ..Observed::default()
+        };
+        assert_eq!(
+            plan(&observed, iface),
+            vec![Action::Plumb(Box::new(wep(A, "192.168.0.1")))]
+        );
+    }
+
+    #[test]
+    fn endpoints_docker_forgot_are_forgotten_and_new_ones_recorded() {
+        let observed = Observed {
+            docker: Some(vec![docker(B, "192.168.0.2")]),
+            workloads: vec![wep(A, "192.168.0.1")],
+            links: vec![iface(A), iface(B)],
+            allocations: vec![
+                ("192.168.0.1".parse().unwrap(), 3600),
+                ("192.168.0.2".parse().unwrap(), 3600),
+            ],
+            ..Observed::default()
+        };
+        let actions = plan(&observed, iface);
+        assert!(actions.contains(&Action::Record(docker(B, "192.168.0.2"))));
+        assert!(actions.contains(&Action::Forget(Box::new(wep(A, "192.168.0.1")))));
+        assert!(!actions.iter().any(|a| matches!(a, Action::DeleteLink(_))));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Release(_))));
+    }
+
+    #[test]
+    fn orphans_are_cleaned_but_young_allocations_and_pending_endpoints_are_not() {
+        let observed = Observed {
+            docker: Some(vec![]),
+            pending: HashSet::from([C.to_string()]),
+            links: vec![iface(B), iface(C)],
+            allocations: vec![
+                ("192.168.0.7".parse().unwrap(), 3600),
+                ("192.168.0.8".parse().unwrap(), 5),
+            ],
+            ..Observed::default()
+        };
+        assert_eq!(
+            plan(&observed, iface),
+            vec![
+                Action::DeleteLink(iface(B)),
+                Action::Release("192.168.0.7".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_docker_nothing_is_deleted() {
+        let observed = Observed {
+            docker: None,
+            workloads: vec![wep(A, "192.168.0.1"), wep(B, "192.168.0.2")],
+            links: vec![iface(A), iface(C)],
+            allocations: vec![("192.168.0.9".parse().unwrap(), 3600)],
+            ..Observed::default()
+        };
+        assert_eq!(
+            plan(&observed, iface),
+            vec![Action::Plumb(Box::new(wep(A, "192.168.0.1")))]
+        );
+    }
+}

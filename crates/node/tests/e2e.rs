@@ -1,0 +1,415 @@
+//! calico-node end to end on one simulated Docker host: a real dockerd in its own namespaces,
+//! the real kernel, and the commands of Calico's Docker tutorials verbatim.
+//! Runs in the `e2e` nextest group (one at a time); see docs/harness.md.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host, Options};
+
+/// A one-host cluster on the embedded SQLite datastore, running this crate's calico-node.
+fn one_host() -> Cluster {
+    Cluster::up(Options {
+        hosts: 1,
+        datastore: Datastore::Sqlite,
+        calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
+        ..Options::default()
+    })
+}
+
+fn create_network(host: &Host, name: &str, extra: &[&str]) {
+    let mut args = vec!["network", "create", "--driver", "calico"];
+    if !extra.contains(&"--ipam-driver") {
+        args.extend(["--ipam-driver", "calico-ipam"]);
+    }
+    args.extend(extra);
+    args.push(name);
+    host.docker_ok(&args);
+}
+
+fn ip_of(host: &Host, container: &str, network: &str) -> String {
+    let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+    host.docker_ok(&["inspect", "-f", &format, container])
+        .trim()
+        .to_string()
+}
+
+/// The host's workload interfaces and the routes through them.
+fn workload_links_and_routes(host: &Host) -> (Vec<String>, Vec<String>) {
+    let links = String::from_utf8_lossy(&host.exec(&["ip", "-o", "link", "show"]).stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_string())
+        .filter(|name| name.starts_with("cali"))
+        .collect();
+    let routes = String::from_utf8_lossy(&host.exec(&["ip", "route", "show"]).stdout)
+        .lines()
+        .filter(|l| l.contains(" dev cali"))
+        .map(str::to_string)
+        .collect();
+    (links, routes)
+}
+
+/// `calicoctl ipam show` for one address says it is assigned.
+fn assigned(cluster: &Cluster, ip: &str) -> bool {
+    let out = cluster.calicoctl_ok(&["ipam", "show", "--ip", ip], None);
+    out.contains("is assigned")
+}
+
+const DEFAULT_PROFILE_NET1: &str = "\
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: net1
+    tags:
+    - net1
+  spec:
+    egress:
+    - action: allow
+    ingress:
+    - action: allow
+      source:
+        tag: net1
+";
+
+#[test]
+fn e2e_security_using_calico_profiles_single_host() {
+    let cluster = one_host();
+    let h = cluster.host(1);
+    for net in ["net1", "net2", "net3"] {
+        h.docker_ok(&[
+            "network",
+            "create",
+            "--driver",
+            "calico",
+            "--ipam-driver",
+            "calico-ipam",
+            net,
+        ]);
+    }
+    let mut profile = String::new();
+    let mut net1_profile = || {
+        profile = cluster.calicoctl_ok(&["get", "profile", "net1", "-o", "yaml"], None);
+        profile != "[]"
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the net1 profile",
+        &mut net1_profile,
+    );
+    assert_eq!(profile, DEFAULT_PROFILE_NET1.trim_end());
+
+    h.docker_ok(&[
+        "run",
+        "--net",
+        "net1",
+        "--name",
+        "workload-A",
+        "-tid",
+        "busybox",
+    ]);
+    h.docker_ok(&[
+        "run",
+        "--net",
+        "net2",
+        "--name",
+        "workload-B",
+        "-tid",
+        "busybox",
+    ]);
+    h.docker_ok(&[
+        "run",
+        "--net",
+        "net1",
+        "--name",
+        "workload-C",
+        "-tid",
+        "busybox",
+    ]);
+    h.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-C.net1"]);
+
+    let addr = h.docker_ok(&[
+        "exec",
+        "workload-A",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "cali0",
+    ]);
+    let a_ip = ip_of(&h, "workload-A", "net1");
+    assert!(addr.contains(&format!("inet {a_ip}/32")), "{addr}");
+    let link = h.docker_ok(&["exec", "workload-A", "ip", "link", "show", "cali0"]);
+    assert!(link.contains("link/ether ee:ee:ee:ee:ee:ee"), "{link}");
+    let routes = h.docker_ok(&["exec", "workload-A", "ip", "route"]);
+    assert!(
+        routes.contains("default via 169.254.1.1 dev cali0"),
+        "{routes}"
+    );
+    assert!(routes.contains("169.254.1.1 dev cali0"), "{routes}");
+
+    wait_until(Duration::from_secs(10), "three workload endpoints", || {
+        let wide = cluster.calicoctl_ok(&["get", "workloadEndpoints", "-o", "wide"], None);
+        ["workload-A", "workload-B", "workload-C"]
+            .iter()
+            .all(|c| wide.contains(c))
+    });
+    let wide = cluster.calicoctl_ok(&["get", "workloadEndpoints", "-o", "wide"], None);
+    let row = wide
+        .lines()
+        .find(|l| l.contains("workload-A"))
+        .expect("a row for workload-A");
+    for expected in [
+        "calico-01",
+        "libnetwork",
+        &format!("{a_ip}/32"),
+        "net1",
+        "cali",
+    ] {
+        assert!(row.contains(expected), "{expected} missing from {row:?}");
+    }
+    assert!(assigned(&cluster, &a_ip));
+}
+
+#[test]
+fn e2e_ipam_driver_names_subnets_and_fixed_addresses() {
+    let cluster = one_host();
+    let h = cluster.host(1);
+    // The older tutorials' spelling of the IPAM driver.
+    create_network(&h, "old", &["--ipam-driver", "calico"]);
+    h.docker_ok(&["run", "--net", "old", "--name", "old-1", "-tid", "busybox"]);
+    assert!(ip_of(&h, "old-1", "old").starts_with("192.168."));
+
+    create_network(&h, "pool", &["--subnet", "192.168.0.0/16"]);
+    let refused = h.docker(&[
+        "network",
+        "create",
+        "--driver",
+        "calico",
+        "--ipam-driver",
+        "calico-ipam",
+        "--subnet",
+        "10.77.0.0/16",
+        "nopool",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("The requested subnet must match the CIDR of a configured Calico IP Pool."),
+        "{stderr}"
+    );
+    h.docker_ok(&[
+        "run",
+        "--net",
+        "pool",
+        "--ip",
+        "192.168.250.250",
+        "--name",
+        "fixed",
+        "-tid",
+        "busybox",
+    ]);
+    assert_eq!(ip_of(&h, "fixed", "pool"), "192.168.250.250");
+    h.docker_ok(&[
+        "exec",
+        "old-1",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "192.168.250.250",
+    ]);
+
+    // A profile applied before its network exists is kept as it is.
+    let custom = "- apiVersion: v1\n  kind: profile\n  metadata:\n    name: later\n    labels:\n      role: custom\n";
+    cluster.calicoctl_ok(&["apply", "-f", "-"], Some(custom));
+    create_network(&h, "later", &[]);
+    h.docker_ok(&[
+        "run", "--net", "later", "--name", "later-1", "-tid", "busybox",
+    ]);
+    wait_until(Duration::from_secs(10), "later-1's endpoint", || {
+        cluster
+            .calicoctl_ok(&["get", "wep", "-o", "wide"], None)
+            .contains("later-1")
+    });
+    assert_eq!(
+        cluster.calicoctl_ok(&["get", "profile", "later", "-o", "yaml"], None),
+        "- apiVersion: v1\n  kind: profile\n  metadata:\n    labels:\n      role: custom\n    name: later\n  spec: {}"
+    );
+}
+
+#[test]
+fn e2e_hundred_containers_leave_nothing_behind() {
+    let cluster = one_host();
+    let h = cluster.host(1);
+    create_network(&h, "churn", &[]);
+    let names: Vec<String> = (0..100).map(|i| format!("churn-{i:03}")).collect();
+    for batch in names.chunks(10) {
+        std::thread::scope(|s| {
+            for name in batch {
+                let h = cluster.host(1);
+                s.spawn(move || {
+                    h.docker_ok(&[
+                        "run", "-d", "--net", "churn", "--name", name, "busybox", "sleep", "600",
+                    ]);
+                });
+            }
+        });
+    }
+    let ips: Vec<String> = names.iter().map(|n| ip_of(&h, n, "churn")).collect();
+    let distinct: HashSet<&String> = ips.iter().collect();
+    assert_eq!(distinct.len(), 100, "an address was given twice: {ips:?}");
+
+    for batch in names.chunks(10) {
+        std::thread::scope(|s| {
+            for name in batch {
+                let h = cluster.host(1);
+                s.spawn(move || {
+                    h.docker_ok(&["rm", "-f", name]);
+                });
+            }
+        });
+    }
+    wait_until(Duration::from_secs(30), "all links and routes gone", || {
+        workload_links_and_routes(&h) == (vec![], vec![])
+    });
+    let left: Vec<&String> = ips.iter().filter(|ip| assigned(&cluster, ip)).collect();
+    assert!(left.is_empty(), "addresses still allocated: {left:?}");
+    assert_eq!(
+        cluster.calicoctl_ok(&["get", "wep"], None),
+        "NODE   ORCHESTRATOR   WORKLOAD   NAME   "
+    );
+}
+
+#[test]
+fn e2e_kill_and_restart_keeps_traffic_and_cleans_up_after_itself() {
+    let cluster = one_host();
+    let h = cluster.host(1);
+    create_network(&h, "net1", &[]);
+    for name in ["workload-A", "workload-B", "workload-C"] {
+        h.docker_ok(&["run", "--net", "net1", "--name", name, "-tid", "busybox"]);
+    }
+    let c_ip = ip_of(&h, "workload-C", "net1");
+    let b_ip = ip_of(&h, "workload-B", "net1");
+    wait_until(Duration::from_secs(10), "three endpoints", || {
+        cluster.calicoctl_ok(&["get", "wep"], None).lines().count() == 4
+    });
+
+    h.node_kill();
+    h.docker_ok(&["exec", "workload-A", "ping", "-c", "2", "-W", "2", &c_ip]);
+    // Docker cannot reach the plugin while it is down; the container goes anyway.
+    h.docker(&["rm", "-f", "workload-B"]);
+    h.node_start();
+
+    h.docker_ok(&["exec", "workload-A", "ping", "-c", "2", "-W", "2", &c_ip]);
+    h.docker_ok(&[
+        "run",
+        "--net",
+        "net1",
+        "--name",
+        "workload-D",
+        "-tid",
+        "busybox",
+    ]);
+    h.docker_ok(&["exec", "workload-D", "ping", "-c", "2", "-W", "2", &c_ip]);
+    let d_ip = ip_of(&h, "workload-D", "net1");
+    assert_ne!(d_ip, c_ip);
+
+    wait_until(
+        Duration::from_secs(90),
+        "workload-B's endpoint forgotten",
+        || {
+            !cluster
+                .calicoctl_ok(&["get", "wep", "-o", "wide"], None)
+                .contains("workload-B")
+        },
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "workload-B's address released",
+        || b_ip == d_ip || !assigned(&cluster, &b_ip),
+    );
+    let (links, _) = workload_links_and_routes(&h);
+    assert_eq!(links.len(), 3, "one link per live container: {links:?}");
+    let endpoints = cluster.calicoctl_ok(&["get", "wep"], None);
+    assert_eq!(endpoints.lines().count(), 4, "A, C and D: {endpoints}");
+}
+
+/// Sends one raw plugin request over the host's `calico.sock`; returns the status line and body.
+fn plugin_call(socket: &Path, call: &str, body: &str) -> (String, String) {
+    let mut stream = UnixStream::connect(socket).expect("connect to the plugin socket");
+    write!(
+        stream,
+        "POST /{call} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.lines().next().unwrap_or_default().to_string();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn e2e_malformed_plugin_requests_get_errors_and_change_nothing() {
+    let cluster = one_host();
+    let h = cluster.host(1);
+    create_network(&h, "net1", &[]);
+    h.docker_ok(&["run", "--net", "net1", "--name", "web", "-tid", "busybox"]);
+    let socket = h.dir().join("plugins/calico.sock");
+    let before = (
+        cluster.calicoctl_ok(&["get", "profile", "-o", "yaml"], None),
+        cluster.calicoctl_ok(&["get", "wep", "-o", "yaml"], None),
+        workload_links_and_routes(&h),
+    );
+    let cases = [
+        ("NetworkDriver.CreateEndpoint", "{not json"),
+        ("NetworkDriver.Join", r#"{"NetworkID": 5}"#),
+        (
+            "NetworkDriver.Join",
+            r#"{"NetworkID":"0123456789abcdef","EndpointID":"fedcba9876543210fedcba","SandboxKey":"/x"}"#,
+        ),
+        (
+            "NetworkDriver.Leave",
+            r#"{"NetworkID":"n","EndpointID":"e"}"#,
+        ),
+        (
+            "IpamDriver.RequestPool",
+            r#"{"Pool":"10.99.0.0/16","V6":false}"#,
+        ),
+        (
+            "IpamDriver.RequestAddress",
+            r#"{"PoolID":"10.99.0.0/16","Address":""}"#,
+        ),
+        ("IpamDriver.RequestPool", r#"{"Pool":"not a cidr"}"#),
+        ("NetworkDriver.NoSuchCall", "{}"),
+    ];
+    for (call, body) in cases {
+        let (status, reply) = plugin_call(&socket, call, body);
+        assert!(
+            !status.contains(" 200 "),
+            "{call} {body} should fail, got {status}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&reply)
+            .unwrap_or_else(|e| panic!("{call}: reply {reply:?} is not JSON: {e}"));
+        assert!(
+            json["Err"].as_str().is_some_and(|e| !e.is_empty()),
+            "{call}: {reply}"
+        );
+    }
+    let after = (
+        cluster.calicoctl_ok(&["get", "profile", "-o", "yaml"], None),
+        cluster.calicoctl_ok(&["get", "wep", "-o", "yaml"], None),
+        workload_links_and_routes(&h),
+    );
+    assert_eq!(before, after);
+}

@@ -1,0 +1,783 @@
+//! Simulated Docker hosts for end-to-end tests: a thin blocking wrapper around `scripts/cluster`
+//! (see docs/harness.md). Each [`Cluster`] gets a unique name, so clusters of different tests
+//! never collide; dropping it runs `scripts/cluster down`.
+//!
+//! ```no_run
+//! use calico_testkit::cluster::{Cluster, Datastore, Options};
+//! let cluster = Cluster::up(Options { hosts: 2, datastore: Datastore::Etcd, ..Options::default() });
+//! let h1 = cluster.host(1);
+//! h1.docker_ok(&["network", "create", "--driver", "calico", "--ipam-driver", "calico-ipam", "net1"]);
+//! h1.docker_ok(&["run", "--net", "net1", "--name", "wa", "-tid", "busybox"]);
+//! let out = cluster.calicoctl(&["get", "workloadEndpoint"], None);
+//! assert!(out.status.success());
+//! ```
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where `scripts/cluster` keeps each cluster's pids, sockets, logs and `env.sh`.
+pub const STATE_ROOT: &str = "/run/calico-harness";
+/// Where `scripts/cluster` keeps each cluster's data (Docker data roots, etcd).
+pub const DATA_ROOT: &str = "/var/lib/calico-harness";
+/// The docker CLI the harness drives: the 20.10 one from Debian's docker.io, whose API version
+/// matches dockerd (a newer CLI at /usr/local/bin/docker refuses some flags, e.g. --mac-address).
+pub const DOCKER: &str = "/usr/bin/docker";
+/// The longest any single command run through the harness may take before the test fails.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The datastore the cluster's calico-nodes and `calicoctl` share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datastore {
+    /// etcd v3 in the fabric namespace at `http://10.10.0.1:2379`.
+    Etcd,
+    /// A SQLite file; one host only.
+    Sqlite,
+}
+
+/// What [`Cluster::up`] builds.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Number of Docker hosts, `calico-01`..; 1 to 20. Default 2.
+    pub hosts: usize,
+    /// Default [`Datastore::Etcd`].
+    pub datastore: Datastore,
+    /// The cluster name (1-32 of `[a-z0-9-]`). Default: made from the test's name, the pid and a
+    /// counter, so that concurrent tests and test processes never collide.
+    pub name: Option<String>,
+    /// The calico-node binary. Default: `$CALICO_NODE_BIN`, else `calico-node` next to the test
+    /// binary's profile directory (`target/<profile>/`), else the script's default
+    /// (`target/debug/calico-node`). Tests in crates/node pass `env!("CARGO_BIN_EXE_calico-node")`.
+    pub calico_node: Option<PathBuf>,
+    /// The calicoctl binary, found the same way (`$CALICOCTL_BIN`, `target/<profile>/calicoctl`).
+    pub calicoctl: Option<PathBuf>,
+    /// Extra environment for every host's calico-node (`--node-env`), kept across node restarts;
+    /// it overrides the harness's own variables. calico-node otherwise starts from a clean
+    /// environment (only `RUST_LOG` and `RUST_BACKTRACE` pass through from the test).
+    pub node_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hosts: 2,
+            datastore: Datastore::Etcd,
+            name: None,
+            calico_node: None,
+            calicoctl: None,
+            node_env: Vec::new(),
+        }
+    }
+}
+
+/// A running set of simulated Docker hosts; `scripts/cluster down` runs on drop.
+pub struct Cluster {
+    name: String,
+    root: PathBuf,
+    info: HashMap<String, String>,
+    hosts: usize,
+    is_down: bool,
+}
+
+/// One simulated Docker host of a [`Cluster`] (numbered from 1).
+pub struct Host<'c> {
+    cluster: &'c Cluster,
+    k: usize,
+}
+
+/// Polls `condition` every 50 ms until it returns true; panics with `what` after `timeout`.
+/// Tests use it instead of sleeping.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Cluster {
+    /// Runs `scripts/cluster up` and waits until every host's calico-node has created its
+    /// plugin sockets and every dockerd answers with the `busybox:latest` image imported.
+    /// Panics with the script's output (which ends with the failing component's log) on failure.
+    pub fn up(options: Options) -> Cluster {
+        require_root();
+        let root = repo_root();
+        let script = root.join("scripts/cluster");
+        // Clusters whose test process was killed before its Drop ran.
+        let _ = Command::new(&script)
+            .arg("reap")
+            .stdin(Stdio::null())
+            .output();
+
+        let name = options.name.clone().unwrap_or_else(unique_name);
+        let mut command = Command::new(&script);
+        command
+            .args(["up", "--name", &name])
+            .args(["--hosts", &options.hosts.to_string()])
+            .args([
+                "--datastore",
+                match options.datastore {
+                    Datastore::Etcd => "etcd",
+                    Datastore::Sqlite => "sqlite",
+                },
+            ])
+            .env("CLUSTER_OWNER_PID", std::process::id().to_string());
+        for (key, value) in &options.node_env {
+            command.arg("--node-env").arg(format!("{key}={value}"));
+        }
+        if let Some(bin) = options
+            .calico_node
+            .clone()
+            .or_else(|| default_binary("CALICO_NODE_BIN", "calico-node"))
+        {
+            command.env("CALICO_NODE_BIN", bin);
+        }
+        if let Some(bin) = options
+            .calicoctl
+            .clone()
+            .or_else(|| default_binary("CALICOCTL_BIN", "calicoctl"))
+        {
+            command.env("CALICOCTL_BIN", bin);
+        }
+        let started = Instant::now();
+        let output = run(&mut command, None, Duration::from_secs(300));
+        if !output.status.success() {
+            // The script already tore down what it built, keeping the logs for this message.
+            let _ = Command::new(&script)
+                .args(["down", "--name", &name])
+                .stdin(Stdio::null())
+                .output();
+            panic!(
+                "scripts/cluster up --name {name} failed ({}):\n{}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let info_path = Path::new(STATE_ROOT).join(&name).join("cluster.info");
+        let info: HashMap<String, String> = std::fs::read_to_string(&info_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", info_path.display()))
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let hosts = info["hosts"].parse().expect("hosts in cluster.info");
+        eprintln!(
+            "cluster {name}: {hosts} host(s) up in {:.1} s (source {STATE_ROOT}/{name}/env.sh)",
+            started.elapsed().as_secs_f64()
+        );
+        Cluster {
+            name,
+            root,
+            info,
+            hosts,
+            is_down: false,
+        }
+    }
+
+    /// The cluster's name (`--name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of hosts.
+    pub fn host_count(&self) -> usize {
+        self.hosts
+    }
+
+    /// Host `k`, from 1 (`calico-01`). Panics if there is no such host.
+    pub fn host(&self, k: usize) -> Host<'_> {
+        assert!(
+            (1..=self.hosts).contains(&k),
+            "cluster {} has hosts 1..={}, not {k}",
+            self.name,
+            self.hosts
+        );
+        Host { cluster: self, k }
+    }
+
+    /// Every host, in order.
+    pub fn hosts(&self) -> impl Iterator<Item = Host<'_>> {
+        (1..=self.hosts).map(move |k| Host { cluster: self, k })
+    }
+
+    /// `/run/calico-harness/<name>`: pid files, sockets, `env.sh`, `cluster.info`, `logs/`.
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(&self.info["state"])
+    }
+
+    /// The etcd client URL (reachable from the hosts and the fabric namespace), if etcd is used.
+    pub fn etcd_endpoint(&self) -> Option<&str> {
+        self.info.get("etcd_endpoints").map(String::as_str)
+    }
+
+    /// Runs calicoctl with the cluster's datastore environment (for etcd, inside the fabric
+    /// network namespace, where etcd is reachable), feeding it `stdin` if given.
+    pub fn calicoctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let calicoctl = &self.info["calicoctl"];
+        let mut command = match self.info.get("calicoctl_netns").filter(|ns| !ns.is_empty()) {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(calicoctl);
+                c
+            }
+            None => Command::new(calicoctl),
+        };
+        command.args(args);
+        for var in [
+            "DATASTORE_TYPE",
+            "SQLITE_PATH",
+            "ETCD_ENDPOINTS",
+            "ETCD_CA_CERT_FILE",
+            "ETCD_CERT_FILE",
+            "ETCD_KEY_FILE",
+        ] {
+            command.env_remove(var);
+        }
+        for pair in self.info["calicoctl_env"].split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                command.env(k, v);
+            }
+        }
+        run(&mut command, stdin.map(str::as_bytes), COMMAND_TIMEOUT)
+    }
+
+    /// [`Cluster::calicoctl`] that must succeed; returns its stdout.
+    pub fn calicoctl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let output = self.calicoctl(args, stdin);
+        expect_success(&format!("calicoctl {}", args.join(" ")), &output)
+    }
+
+    /// The last `lines` lines of every component's log, for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        let mut logs: Vec<PathBuf> = vec![Path::new(&self.info["logs"]).join("etcd.log")];
+        for host in self.hosts() {
+            logs.push(host.node_log_path());
+            logs.push(host.dockerd_log_path());
+        }
+        for log in logs {
+            if let Ok(text) = std::fs::read_to_string(&log) {
+                let all: Vec<&str> = text.lines().collect();
+                let _ = writeln!(out, "--- last lines of {} ---", log.display());
+                for line in &all[all.len().saturating_sub(lines)..] {
+                    let _ = writeln!(out, "| {line}");
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs `scripts/cluster down` now and checks that nothing of the cluster is left: no
+    /// process of its pid files or namespaces, no netns, cgroup, mount or directory.
+    pub fn down(mut self) {
+        let before = self.processes();
+        self.is_down = true;
+        let output = self.run_down();
+        let mut left = leftovers(&self.name);
+        for (pid, ns) in before {
+            if namespaces_of(pid).contains(&ns) {
+                left.push(format!("process {pid} ({})", cmdline(pid)));
+            }
+        }
+        assert!(
+            output.status.success() && left.is_empty(),
+            "scripts/cluster down --name {} ({}) left {left:?}:\n{}",
+            self.name,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn run_down(&self) -> Output {
+        run(
+            Command::new(self.root.join("scripts/cluster")).args(["down", "--name", &self.name]),
+            None,
+            Duration::from_secs(300),
+        )
+    }
+
+    /// Every process started for the cluster, with the namespace that proves it is ours.
+    fn processes(&self) -> Vec<(u32, String)> {
+        let state = self.state_dir();
+        let mut ids = Vec::new();
+        for host in self.hosts() {
+            for file in ["netns.id", "mntns.id"] {
+                if let Ok(id) = std::fs::read_to_string(host.dir().join(file)) {
+                    ids.push(id.trim().to_string());
+                }
+            }
+        }
+        if let Ok(id) = std::fs::read_to_string(state.join("fabric.netns.id")) {
+            ids.push(id.trim().to_string());
+        }
+        let mut found = Vec::new();
+        for pid in all_pids() {
+            for ns in namespaces_of(pid) {
+                if ids.contains(&ns) {
+                    found.push((pid, ns));
+                    break;
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.is_down {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "cluster {} at the failure:\n{}",
+                self.name,
+                self.log_tails(30)
+            );
+            if std::env::var_os("CALICO_HARNESS_KEEP").is_some() {
+                // no owner: `scripts/cluster reap` (run by the next test) leaves it alone
+                let info = self.state_dir().join("cluster.info");
+                if let Ok(text) = std::fs::read_to_string(&info) {
+                    let text: Vec<&str> = text
+                        .lines()
+                        .map(|l| {
+                            if l.starts_with("owner_pid=") {
+                                "owner_pid="
+                            } else {
+                                l
+                            }
+                        })
+                        .collect();
+                    let _ = std::fs::write(&info, text.join("\n") + "\n");
+                }
+                eprintln!(
+                    "CALICO_HARNESS_KEEP is set: cluster {0} left running; \
+                     source {STATE_ROOT}/{0}/env.sh, then scripts/cluster down --name {0}",
+                    self.name
+                );
+                return;
+            }
+        }
+        let output = self.run_down();
+        if !output.status.success() {
+            eprintln!(
+                "scripts/cluster down --name {} failed ({}):\n{}",
+                self.name,
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+impl Host<'_> {
+    fn get(&self, key: &str) -> &str {
+        let key = format!("host.{}.{key}", self.k);
+        self.cluster
+            .info
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} missing from cluster.info"))
+    }
+
+    /// The host's number, from 1.
+    pub fn index(&self) -> usize {
+        self.k
+    }
+
+    /// The host's name and hostname, which is also its Calico node name: `calico-0K`.
+    pub fn name(&self) -> &str {
+        self.get("name")
+    }
+
+    /// The host's address on the fabric: `10.10.0.1K`.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.get("ip").parse().expect("host ip in cluster.info")
+    }
+
+    /// The host's network namespace name (`ip netns exec` works for ip, nft, sysctl).
+    pub fn netns(&self) -> &str {
+        self.get("netns")
+    }
+
+    /// `unix:///run/calico-harness/<name>/calico-0K/docker.sock`.
+    pub fn docker_host(&self) -> &str {
+        self.get("docker_host")
+    }
+
+    /// The host's state directory (pid files, `plugins/` = its /run/docker/plugins).
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(self.get("dir"))
+    }
+
+    /// The docker CLI (20.10) against this host's dockerd.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(DOCKER);
+        command
+            .arg("-H")
+            .arg(self.docker_host())
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env(
+                "DOCKER_CONFIG",
+                self.cluster.state_dir().join("docker-config"),
+            );
+        run(&mut command, None, COMMAND_TIMEOUT)
+    }
+
+    /// [`Host::docker`] that must succeed; returns its stdout without the trailing newline.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let output = self.docker(args);
+        expect_success(
+            &format!("{} docker {}", self.name(), args.join(" ")),
+            &output,
+        )
+    }
+
+    /// Runs a command in the host's network, mount and UTS namespaces (as `h<K>` of env.sh).
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(self.anchor_pid().to_string())
+            .args(["--net", "--uts", "--mount", "--"])
+            .args(args);
+        run(&mut command, None, COMMAND_TIMEOUT)
+    }
+
+    /// [`Host::exec`] that must succeed; returns its stdout without the trailing newline.
+    pub fn exec_ok(&self, args: &[&str]) -> String {
+        let output = self.exec(args);
+        expect_success(&format!("{}: {}", self.name(), args.join(" ")), &output)
+    }
+
+    /// Starts calico-node again (after [`Host::node_stop`] or [`Host::node_kill`]) and waits for
+    /// its plugin sockets.
+    pub fn node_start(&self) {
+        self.node("node-start");
+    }
+
+    /// Stops calico-node with SIGTERM and waits for it to exit.
+    pub fn node_stop(&self) {
+        self.node("node-stop");
+    }
+
+    /// Kills calico-node with SIGKILL, as a crash would; its sockets stay behind.
+    pub fn node_kill(&self) {
+        self.node("node-kill");
+    }
+
+    fn node(&self, action: &str) {
+        let output = run(
+            Command::new(self.cluster.root.join("scripts/cluster")).args([
+                action,
+                &self.k.to_string(),
+                "--name",
+                &self.cluster.name,
+            ]),
+            None,
+            COMMAND_TIMEOUT,
+        );
+        expect_success(&format!("scripts/cluster {action} {}", self.k), &output);
+    }
+
+    /// The pid of the running calico-node, if one is running.
+    pub fn node_pid(&self) -> Option<u32> {
+        self.pid_file("node.pid").filter(|pid| alive(*pid))
+    }
+
+    /// The pid of the running dockerd, if one is running.
+    pub fn dockerd_pid(&self) -> Option<u32> {
+        self.pid_file("dockerd.pid").filter(|pid| alive(*pid))
+    }
+
+    fn anchor_pid(&self) -> u32 {
+        self.pid_file("anchor.pid")
+            .unwrap_or_else(|| panic!("{} has no anchor process", self.name()))
+    }
+
+    fn pid_file(&self, file: &str) -> Option<u32> {
+        std::fs::read_to_string(self.dir().join(file))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// calico-node's stdout and stderr (every start appends to it).
+    pub fn node_log_path(&self) -> PathBuf {
+        PathBuf::from(self.get("node_log"))
+    }
+
+    /// The contents of [`Host::node_log_path`].
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.node_log_path()).unwrap_or_default()
+    }
+
+    /// dockerd's log.
+    pub fn dockerd_log_path(&self) -> PathBuf {
+        PathBuf::from(self.get("dockerd_log"))
+    }
+}
+
+/// What of cluster `name` still exists: netns, cgroup dirs, mounts, state and data dirs.
+/// Empty after a clean `down`. (Processes are checked by [`Cluster::down`].)
+pub fn leftovers(name: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let host_prefix = format!("{name}-calico-");
+    if let Ok(entries) = std::fs::read_dir("/run/netns") {
+        for entry in entries.flatten() {
+            let ns = entry.file_name().to_string_lossy().to_string();
+            let ours = ns == format!("{name}-fabric")
+                || ns
+                    .strip_prefix(&host_prefix)
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+            if ours {
+                left.push(format!("netns {ns}"));
+            }
+        }
+    }
+    let mut cgroup_dirs = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        cgroup_dirs.extend(entries.flatten().map(|e| e.path()));
+    }
+    for dir in cgroup_dirs {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let n = entry.file_name().to_string_lossy().to_string();
+                if n.strip_prefix(&host_prefix)
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    left.push(format!("cgroup {}", entry.path().display()));
+                }
+            }
+        }
+    }
+    let state = format!("{STATE_ROOT}/{name}");
+    let data = format!("{DATA_ROOT}/{name}");
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for line in mounts.lines() {
+            if let Some(target) = line.split(' ').nth(4) {
+                let under = |dir: &str| target == dir || target.starts_with(&format!("{dir}/"));
+                if under(&state) || under(&data) {
+                    left.push(format!("mount {target}"));
+                }
+            }
+        }
+    }
+    for dir in [state, data] {
+        if Path::new(&dir).exists() {
+            left.push(format!("directory {dir}"));
+        }
+    }
+    left
+}
+
+// ----------------------------------------------------------------------------------- helpers
+
+fn repo_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize()
+        .unwrap_or_else(|e| panic!("repository root {}: {e}", root.display()))
+}
+
+fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string));
+    assert!(
+        uid.as_deref() == Some("0"),
+        "the Docker host harness needs root (namespaces, dockerd): run the tests with sudo, \
+         as scripts/test does"
+    );
+}
+
+/// `<test name>-<pid>-<n>`, within the script's 32-character limit.
+fn unique_name() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("t");
+    let test = test.rsplit("::").next().unwrap_or(test);
+    let mut slug = String::new();
+    for c in test.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.truncate(16);
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() { "t" } else { slug };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{slug}-{}-{n}", std::process::id())
+}
+
+/// `$VAR`, else `<name>` in the test binary's profile dir (`target/<profile>/deps/<test>` →
+/// `target/<profile>/<name>`), else None (the script's default).
+fn default_binary(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let candidate = profile_dir.join(name);
+    candidate.is_file().then_some(candidate)
+}
+
+/// Runs `command` with `stdin`, collecting its output; panics if it runs longer than `timeout`.
+fn run(command: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+    let description = format!("{command:?}");
+    let mut child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+    let writer = stdin.map(|input| {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        })
+    });
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout pipe")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr pipe")));
+    let deadline = Instant::now() + timeout;
+    let status: ExitStatus = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{description} did not finish within {timeout:?}");
+            }
+            Err(e) => panic!("waiting for {description}: {e}"),
+        }
+    };
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn expect_success(what: &str, output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.trim_end_matches('\n').to_string()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .map(|st| !matches!(st.trim().chars().next(), Some('Z' | 'X')))
+        })
+        .unwrap_or(false)
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `net:[…]` and `mnt:[…]` ids of a live process (none for a zombie or a gone pid).
+fn namespaces_of(pid: u32) -> Vec<String> {
+    if !alive(pid) {
+        return Vec::new();
+    }
+    ["net", "mnt"]
+        .iter()
+        .filter_map(|kind| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok())
+        .map(|link| link.to_string_lossy().to_string())
+        .collect()
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_once_the_condition_holds() {
+        let mut calls = 0;
+        wait_until(Duration::from_secs(5), "the third call", || {
+            calls += 1;
+            calls == 3
+        });
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "timed out after 100ms waiting for never")]
+    fn wait_until_panics_with_what_on_timeout() {
+        wait_until(Duration::from_millis(100), "never", || false);
+    }
+
+    #[test]
+    fn unique_names_fit_the_script_limit() {
+        let a = unique_name();
+        let b = unique_name();
+        assert_ne!(a, b);
+        for name in [a, b] {
+            assert!(name.len() <= 32, "{name}");
+            assert!(name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            assert!(name.as_bytes()[0].is_ascii_alphanumeric(), "{name}");
+        }
+    }
+
+    #[test]
+    fn leftovers_of_an_unknown_cluster_are_none() {
+        assert!(leftovers("no-such-cluster-for-sure").is_empty());
+    }
+}
