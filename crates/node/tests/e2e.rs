@@ -413,3 +413,57 @@ fn e2e_malformed_plugin_requests_get_errors_and_change_nothing() {
     );
     assert_eq!(before, after);
 }
+
+#[test]
+fn e2e_calicoctl_node_run_and_status() {
+    let cluster = one_host();
+    let h = cluster.host(1);
+    h.node_stop();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_calico-node"))
+        .parent()
+        .expect("the binaries' directory");
+    let calicoctl = bin_dir.join("calicoctl");
+    let calicoctl = calicoctl.to_str().expect("a UTF-8 path");
+    let dir = h.dir();
+    let env = [
+        "DATASTORE_TYPE=sqlite".to_string(),
+        format!("SQLITE_PATH={}", dir.join("calico.db").display()),
+        format!("DOCKER_HOST={}", h.docker_host()),
+        format!("CALICO_RUN_DIR={}", dir.join("run").display()),
+    ];
+    let log_dir = dir.join("node-run-logs");
+    let ctl = |args: &[&str]| {
+        let mut argv: Vec<&str> = vec!["env"];
+        argv.extend(env.iter().map(String::as_str));
+        argv.push(calicoctl);
+        argv.extend(args);
+        h.exec(&argv)
+    };
+
+    let stopped = ctl(&["node", "status"]);
+    assert!(!stopped.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&stopped.stderr),
+        "Calico process is not running.\n"
+    );
+    let run = ctl(&[
+        "node",
+        "run",
+        "--name",
+        "calico-01",
+        "--log-dir",
+        log_dir.to_str().expect("a UTF-8 path"),
+    ]);
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{out}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.contains("Calico node started successfully"), "{out}");
+    assert!(log_dir.join("calico-node.log").is_file());
+    let status = ctl(&["node", "status"]);
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "Calico process is running.\n"
+    );
+    create_network(&h, "net1", &[]);
+    h.docker_ok(&["run", "--net", "net1", "--name", "workload-A", "-tid", "busybox"]);
+    assert!(ip_of(&h, "workload-A", "net1").starts_with("192.168."));
+}
