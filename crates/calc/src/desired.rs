@@ -1,0 +1,172 @@
+//! What the calculation graph asks of the dataplane: the contract between `calico-calc` and the
+//! nftables renderer in `calico-dataplane`. Plain data, no behaviour.
+//!
+//! Names are stable identities the dataplane may use in chain and set names:
+//! - an IP set is named by the UID of the selector that defines it (`s:…`, see
+//!   `calico_selector::Selector::uid`); a rule's `tag: X` is the selector `has(X)`;
+//! - a policy by its name, a profile by its name;
+//! - an endpoint by its host interface name (`cali…`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// A rule's verdict when it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Accept (for this endpoint and direction).
+    Allow,
+    /// Drop.
+    Deny,
+    /// Log with prefix `calico-packet`, then go on with the next rule.
+    Log,
+    /// Skip the remaining policies; go to the endpoint's profiles.
+    Pass,
+}
+
+/// A protocol by number (names are resolved by the calculation graph: tcp 6, udp 17, icmp 1,
+/// icmpv6 58, sctp 132, udplite 136).
+pub type ProtocolNumber = u8;
+
+/// An inclusive port range (a single port has `first == last`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port.
+    pub last: u16,
+}
+
+/// ICMP type with optional code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpMatch {
+    /// ICMP type.
+    pub icmp_type: u8,
+    /// ICMP code, if the rule gives one.
+    pub code: Option<u8>,
+}
+
+/// Match criteria on one side (source or destination) of a packet. Every non-empty field must
+/// hold; values inside one list are alternatives.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SideMatch {
+    /// The address is in one of these networks.
+    pub nets: Vec<IpNet>,
+    /// The address is in none of these networks.
+    pub not_nets: Vec<IpNet>,
+    /// The port is in one of these ranges (only with tcp/udp).
+    pub ports: Vec<PortRange>,
+    /// The port is in none of these ranges.
+    pub not_ports: Vec<PortRange>,
+    /// The address is in every one of these IP sets (selector and tags, ANDed).
+    pub in_sets: Vec<String>,
+    /// The address is in none of these IP sets (notSelector and notTag).
+    pub not_in_sets: Vec<String>,
+}
+
+/// One rule, with names resolved to numbers and selectors to IP set IDs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// What happens when everything matches.
+    pub action: Action,
+    /// Only IPv4 (4) or IPv6 (6) packets, if set.
+    pub ip_version: Option<u8>,
+    /// Only this protocol, if set.
+    pub protocol: Option<ProtocolNumber>,
+    /// Not this protocol, if set.
+    pub not_protocol: Option<ProtocolNumber>,
+    /// ICMP type/code, if set (the protocol is icmp or icmpv6).
+    pub icmp: Option<IcmpMatch>,
+    /// Not this ICMP type/code, if set.
+    pub not_icmp: Option<IcmpMatch>,
+    /// Criteria on the packet's source.
+    pub source: SideMatch,
+    /// Criteria on the packet's destination.
+    pub destination: SideMatch,
+}
+
+/// The rules of a policy or profile for one direction, in order.
+pub type RuleList = Vec<Rule>;
+
+/// A policy's or profile's rules, by direction (from the endpoint's point of view).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Rules {
+    /// Applied to traffic arriving at the endpoint.
+    pub ingress: RuleList,
+    /// Applied to traffic leaving the endpoint.
+    pub egress: RuleList,
+}
+
+/// What applies to one local endpoint in one direction, in evaluation order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DirectionPlan {
+    /// Policies (names) that select the endpoint and govern this direction, in `order` then
+    /// name order. When non-empty and none allows or passes, the packet is dropped.
+    pub policies: Vec<String>,
+    /// The endpoint's profiles (names), in its order; each must be present in
+    /// [`Desired::profiles`] — a missing profile is replaced by the calculation graph with a
+    /// deny-all entry, so the endpoint fails closed.
+    pub profiles: Vec<String>,
+}
+
+/// One endpoint on this host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalEndpoint {
+    /// Its host interface (`cali…`).
+    pub interface: String,
+    /// Its addresses (/32, /128): the only sources it may send from.
+    pub addrs: Vec<IpNet>,
+    /// Traffic arriving at it.
+    pub ingress: DirectionPlan,
+    /// Traffic leaving it.
+    pub egress: DirectionPlan,
+}
+
+/// The whole desired state for this host. The calculation graph keeps it up to date and
+/// reports what changed (see `calico_calc::Changes`); the dataplane renders it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Local endpoints by interface name.
+    pub endpoints: BTreeMap<String, LocalEndpoint>,
+    /// Policies used by at least one local endpoint, by name.
+    pub policies: BTreeMap<String, Rules>,
+    /// Profiles used by at least one local endpoint, by name.
+    pub profiles: BTreeMap<String, Rules>,
+    /// IP sets referenced by at least one active rule, by ID, with their members (endpoint
+    /// addresses of every host).
+    pub ip_sets: BTreeMap<String, BTreeSet<IpAddr>>,
+}
+
+/// What changed in [`Desired`] since the previous report: enough for the dataplane to write
+/// one transaction holding only the changed set elements and chains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// IP sets that now exist and did not before (their members are all in `members_added`).
+    pub sets_created: BTreeSet<String>,
+    /// IP sets no longer referenced.
+    pub sets_deleted: BTreeSet<String>,
+    /// Members added to existing or created sets.
+    pub members_added: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// Members removed from sets that still exist.
+    pub members_removed: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// Policies added or whose rules changed.
+    pub policies_changed: BTreeSet<String>,
+    /// Policies no longer used by a local endpoint.
+    pub policies_removed: BTreeSet<String>,
+    /// Profiles added or whose rules changed.
+    pub profiles_changed: BTreeSet<String>,
+    /// Profiles no longer used by a local endpoint.
+    pub profiles_removed: BTreeSet<String>,
+    /// Local endpoints added or whose addresses or plans changed (by interface).
+    pub endpoints_changed: BTreeSet<String>,
+    /// Local endpoints gone (by interface).
+    pub endpoints_removed: BTreeSet<String>,
+}
+
+impl Changes {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self == &Changes::default()
+    }
+}
