@@ -93,6 +93,11 @@ impl Watch {
     pub async fn next(&mut self) -> Option<WatchEvent> {
         self.rx.recv().await
     }
+
+    /// The next change if one is already buffered, without waiting (for batching).
+    pub fn try_next(&mut self) -> Option<WatchEvent> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Drop for Watch {
