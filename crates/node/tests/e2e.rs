@@ -215,8 +215,17 @@ fn e2e_ipam_driver_names_subnets_and_fixed_addresses() {
     ]);
     assert_eq!(ip_of(&h, "fixed", "pool"), "192.168.250.250");
     h.docker_ok(&[
+        "run",
+        "--net",
+        "pool",
+        "--name",
+        "pool-peer",
+        "-tid",
+        "busybox",
+    ]);
+    h.docker_ok(&[
         "exec",
-        "old-1",
+        "pool-peer",
         "ping",
         "-c",
         "1",
@@ -455,7 +464,11 @@ fn e2e_calicoctl_node_run_and_status() {
         log_dir.to_str().expect("a UTF-8 path"),
     ]);
     let out = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{out}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(out.contains("Calico node started successfully"), "{out}");
     assert!(log_dir.join("calico-node.log").is_file());
     let status = ctl(&["node", "status"]);
@@ -464,6 +477,14 @@ fn e2e_calicoctl_node_run_and_status() {
         "Calico process is running.\n"
     );
     create_network(&h, "net1", &[]);
-    h.docker_ok(&["run", "--net", "net1", "--name", "workload-A", "-tid", "busybox"]);
+    h.docker_ok(&[
+        "run",
+        "--net",
+        "net1",
+        "--name",
+        "workload-A",
+        "-tid",
+        "busybox",
+    ]);
     assert!(ip_of(&h, "workload-A", "net1").starts_with("192.168."));
 }

@@ -4,8 +4,13 @@
 //! - [`etcd`]: a real etcd server per test.
 //! - [`cluster`]: simulated Docker hosts (`scripts/cluster`), each with its own dockerd and
 //!   calico-node, for end-to-end tests; see docs/harness.md.
+//! - [`verdict`]: the expected verdict of a probe between Calico endpoints, from Calico's
+//!   documented policy semantics (an oracle independent of the agent's own code).
+//! - [`truth`]: truth tables of real probes between containers of a [`cluster::Cluster`].
 
 pub mod cluster;
 pub mod etcd;
+pub mod truth;
+pub mod verdict;
 
 pub use cluster::wait_until;
