@@ -67,6 +67,38 @@ pub enum DataplaneError {
         /// The OS error.
         error: io::Error,
     },
+    /// A helper program (`nft`, `iptables`) could not be started or talked to.
+    #[error("running {program}: {error}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// `nft` refused a command or a transaction.
+    #[error("nft {op} failed: {message}{}", at_line(.line))]
+    Nft {
+        /// What we asked for, e.g. `apply`, `check`, `list`.
+        op: &'static str,
+        /// nft's error output.
+        message: String,
+        /// The line of the transaction nft complained about (1-based), if it said.
+        line: Option<(usize, String)>,
+    },
+    /// `nft -j list` printed something we could not read.
+    #[error("reading the nft listing: {reason}")]
+    NftListing {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `iptables`/`ip6tables` command failed.
+    #[error("{command} failed: {message}")]
+    Iptables {
+        /// The command line.
+        command: String,
+        /// Its error output or exit status.
+        message: String,
+    },
     /// A `/proc/sys` file held something other than an integer.
     #[error("unexpected content {content:?} in {}", path.display())]
     SysctlValue {
@@ -75,6 +107,14 @@ pub enum DataplaneError {
         /// What it held.
         content: String,
     },
+}
+
+/// ` (line N: text)` for an nft error that names a line of our transaction.
+fn at_line(line: &Option<(usize, String)>) -> String {
+    match line {
+        Some((number, text)) => format!(" (line {number}: {text})"),
+        None => String::new(),
+    }
 }
 
 /// Rejects names the kernel's `dev_valid_name` refuses, before they reach netlink or a path.

@@ -1,5 +1,5 @@
 //! The host's kernel state for Docker workload endpoints: veth pairs, `/32`/`/128` routes, static
-//! neighbour entries and per-interface sysctls (and later nftables).
+//! neighbour entries, per-interface sysctls and the nftables policy table.
 //!
 //! What this crate owns on a host (everything else is left alone):
 //! - links whose names it is given, in practice `cali<11 hex>` host ends and their `temp<11 hex>`
@@ -8,7 +8,9 @@
 //!   workload address, `dev cali… scope link` ([`netlink`]);
 //! - permanent neighbour entries for workload IPv4 addresses on those interfaces;
 //! - the sysctls Felix sets on workload interfaces, and the global forwarding switches
-//!   ([`sysctl`]).
+//!   ([`sysctl`]);
+//! - the nftables table `inet calico` and two accept rules in Docker's `DOCKER-USER` chain
+//!   ([`nft`]).
 //!
 //! Namespaces: netlink operations act on the namespace of the thread that called
 //! [`netlink::Netlink::connect`] (the socket is bound then, whichever thread later polls it);
@@ -21,6 +23,7 @@ mod error;
 
 pub mod endpoint;
 pub mod netlink;
+pub mod nft;
 pub mod sysctl;
 
 pub use error::{DataplaneError, Result};

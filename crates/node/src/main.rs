@@ -3,6 +3,7 @@
 //! datastore and the kernel in agreement.
 
 mod adapters;
+mod agent;
 mod autodetect;
 mod config;
 mod reconcile;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use calico_dataplane::netlink::Netlink;
+use calico_dataplane::nft::Nft;
 use calico_docker::DockerClient;
 use calico_ipam::Ipam;
 use calico_libnetwork::Driver;
@@ -23,6 +25,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
 use adapters::{NetlinkLinks, NodeIpam};
+use agent::Agent;
 use config::{Config, IpSetting};
 use reconcile::Reconciler;
 
@@ -102,6 +105,13 @@ async fn run() -> Result<()> {
         driver,
     };
     let reconciling = tokio::spawn(reconciler.run_forever(config.reconcile_interval));
+    let agent = Agent::new(
+        &config.node_name,
+        ds,
+        Nft::new(),
+        config.dataplane_resync_interval,
+    );
+    let policing = tokio::spawn(agent.run());
     info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
 
     let mut term = signal(SignalKind::terminate())?;
@@ -111,6 +121,7 @@ async fn run() -> Result<()> {
         _ = int.recv() => info!("SIGINT: stopping"),
     }
     reconciling.abort();
+    policing.abort();
     server.shutdown().await;
     Ok(())
 }

@@ -48,7 +48,7 @@ use crate::verdict::{Probe, Proto, Verdict};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many probes run at the same time.
-const PARALLEL_PROBES: usize = 8;
+const PARALLEL_PROBES: usize = 16;
 /// How long a UDP probe waits for its answer.
 const UDP_WAIT: Duration = Duration::from_secs(1);
 /// How often a UDP listener looks at its stop flag.

@@ -1,0 +1,335 @@
+//! What the `inet calico` table holds for a [`Desired`] state, as plain objects (sets, chains
+//! with rule bodies, verdict maps) that [`super::render`] writes as nft text and
+//! [`super::readback`] turns into the expected fingerprint.
+//!
+//! Chains, in the order they are defined:
+//! - `pi-<policy>` / `po-<policy>`, `pri-<profile>` / `pro-<profile>`: the rules of a policy or
+//!   profile for ingress / egress. `allow` is `accept`, `deny` is `drop`, `log` is
+//!   `log prefix "calico-packet"` and the next rule; `pass` in a policy sets [`PASS_MARK`] and
+//!   returns, in a profile it just returns (ends that profile). No match: fall off the end
+//!   (return). A policy or profile an endpoint names but [`Desired`] lacks gets a placeholder:
+//!   an empty policy, or a profile that drops everything (fail closed).
+//! - `fw-<iface>` (egress, from the workload) / `tw-<iface>` (ingress, to the workload):
+//!   conntrack established/related accept, invalid drop, anti-spoofing (egress only: the source
+//!   must be one of the endpoint's addresses), then the policies: clear [`PASS_MARK`], jump to
+//!   each policy chain while the mark is clear, drop if none allowed or passed, clear the mark
+//!   again; then jump to each profile chain; then drop. An `accept` anywhere ends the base
+//!   chain, so each direction is decided on its own.
+//! - base chains, `policy accept`, hooked before Docker's iptables-nft filter chains
+//!   (priority 0): `forward-from-wl` (forward, -20) looks up `iifname` in map `from-wl` and
+//!   goes to the endpoint's `fw-` chain; `forward-to-wl` (forward, -10) does the same with
+//!   `oifname`, map `to-wl` and `tw-` chains; `input-from-wl` (input, -10) allows IPv6
+//!   neighbour discovery and MLD from workloads, then uses `from-wl` too. After a lookup miss a
+//!   `cali*` interface is dropped. Traffic between two local workloads thus passes the sender's
+//!   egress and then the receiver's ingress chain; host-to-workload traffic (output) is not
+//!   policed, and workload-to-host traffic that egress policy accepts goes on to the host's own
+//!   input rules (Felix's `DefaultEndpointToHostAction=RETURN`).
+//!
+//! Sets: `s4-<id>` (`ipv4_addr`) and `s6-<id>` (`ipv6_addr`) per IP set, holding the members of
+//! that family; an IP set a rule names but [`Desired`] lacks is created empty.
+//!
+//! Endpoints whose interface name cannot be written safely (see [`usable_interface`]) are left
+//! out: their traffic meets the unknown-interface drop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use calico_calc::desired::{Action, Desired, DirectionPlan, LocalEndpoint, Rule, Rules};
+
+use super::names::{
+    object_name, usable_interface, FROM_ENDPOINT, POLICY_EGRESS, POLICY_INGRESS, PROFILE_EGRESS,
+    PROFILE_INGRESS, TO_ENDPOINT,
+};
+use super::rule::{referenced_sets, render_rule, Family};
+use crate::endpoint::HOST_INTERFACE_PREFIX;
+
+/// The packet mark bit a policy sets on `pass`; cleared before and after an endpoint's
+/// policies, so it never leaves the table set.
+pub const PASS_MARK: u32 = 0x0002_0000;
+
+/// Prefix of Felix's log lines for `log` rules.
+const LOG_PREFIX: &str = "calico-packet";
+
+/// ICMPv6 router solicitation, neighbour solicitation/advertisement and MLD, which a workload
+/// must be able to send to its host whatever its egress policy (as in Felix's
+/// `cali-wl-to-host`).
+const ICMPV6_TO_HOST: &str = "130, 131, 132, 133, 135, 136";
+
+/// The map of workload egress chains, keyed by `iifname`.
+pub(crate) const FROM_MAP: &str = "from-wl";
+/// The map of workload ingress chains, keyed by `oifname`.
+pub(crate) const TO_MAP: &str = "to-wl";
+
+/// A netfilter hook a base chain is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hook {
+    /// `forward` or `input`.
+    pub hook: &'static str,
+    /// The chain's priority (Docker's iptables-nft filter chains use 0).
+    pub priority: i32,
+}
+
+/// One chain: its name, its hook if it is a base chain (type filter, policy accept), and its
+/// rule bodies in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Chain {
+    pub name: String,
+    pub hook: Option<Hook>,
+    pub rules: Vec<String>,
+}
+
+/// One family's half of an IP set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Set {
+    pub name: String,
+    pub family: Family,
+    pub elements: Vec<IpAddr>,
+}
+
+/// A verdict map from interface name to the chain that packets go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Map {
+    pub name: &'static str,
+    pub elements: Vec<(String, String)>,
+}
+
+/// The whole table, in definition order (sets, policy and profile chains, endpoint chains,
+/// maps, base chains).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub sets: Vec<Set>,
+    pub chains: Vec<Chain>,
+    pub maps: Vec<Map>,
+    pub base_chains: Vec<Chain>,
+}
+
+/// The table for `desired`.
+pub(crate) fn layout(desired: &Desired) -> Layout {
+    let endpoints: Vec<(&String, &LocalEndpoint)> = desired
+        .endpoints
+        .iter()
+        .filter(|(iface, _)| usable_interface(iface))
+        .collect();
+    let mut policies: BTreeSet<&str> = desired.policies.keys().map(String::as_str).collect();
+    let mut profiles: BTreeSet<&str> = desired.profiles.keys().map(String::as_str).collect();
+    for (_, ep) in &endpoints {
+        for plan in [&ep.ingress, &ep.egress] {
+            policies.extend(plan.policies.iter().map(String::as_str));
+            profiles.extend(plan.profiles.iter().map(String::as_str));
+        }
+    }
+    let mut chains = Vec::new();
+    for name in policies {
+        chains.extend(policy_chains(desired, name));
+    }
+    for name in profiles {
+        chains.extend(profile_chains(desired, name));
+    }
+    let mut set_ids: BTreeSet<&str> = desired.ip_sets.keys().map(String::as_str).collect();
+    set_ids.extend(
+        [&desired.policies, &desired.profiles]
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .flat_map(|rules| rules.ingress.iter().chain(&rules.egress))
+            .flat_map(referenced_sets)
+            .map(String::as_str),
+    );
+    let sets = set_ids
+        .into_iter()
+        .flat_map(|id| set_pair(id, desired.ip_sets.get(id).into_iter().flatten()))
+        .collect();
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    for (iface, ep) in endpoints {
+        chains.extend(endpoint_chains(iface, ep));
+        let [f, t] = map_elements(iface);
+        from.push(f);
+        to.push(t);
+    }
+    Layout {
+        sets,
+        chains,
+        maps: vec![
+            Map {
+                name: FROM_MAP,
+                elements: from,
+            },
+            Map {
+                name: TO_MAP,
+                elements: to,
+            },
+        ],
+        base_chains: base_chains(),
+    }
+}
+
+/// The IPv4 and IPv6 halves of IP set `id`, with `members` split by family and sorted.
+pub(crate) fn set_pair<'a>(id: &str, members: impl Iterator<Item = &'a IpAddr>) -> [Set; 2] {
+    let mut sorted: Vec<IpAddr> = members.copied().collect();
+    sorted.sort();
+    sorted.dedup();
+    let (v4, v6) = sorted.into_iter().partition(IpAddr::is_ipv4);
+    [(Family::V4, v4), (Family::V6, v6)].map(|(family, elements)| Set {
+        name: family.set_name(id),
+        family,
+        elements,
+    })
+}
+
+/// The ingress and egress chains of policy `name` (empty if `desired` lacks it).
+pub(crate) fn policy_chains(desired: &Desired, name: &str) -> [Chain; 2] {
+    let rules = desired.policies.get(name);
+    rule_chains(name, rules, [POLICY_INGRESS, POLICY_EGRESS], true)
+}
+
+/// The ingress and egress chains of profile `name` (drop everything if `desired` lacks it).
+pub(crate) fn profile_chains(desired: &Desired, name: &str) -> [Chain; 2] {
+    let rules = desired.profiles.get(name);
+    rule_chains(name, rules, [PROFILE_INGRESS, PROFILE_EGRESS], false)
+}
+
+/// Chains for a policy or profile; a missing policy is empty, a missing profile drops.
+fn rule_chains(
+    name: &str,
+    rules: Option<&Rules>,
+    [ingress_prefix, egress_prefix]: [&str; 2],
+    is_policy: bool,
+) -> [Chain; 2] {
+    let chain = |prefix: &str, list: Option<&Vec<Rule>>| Chain {
+        name: object_name(prefix, name),
+        hook: None,
+        rules: match list {
+            Some(list) => list
+                .iter()
+                .flat_map(|rule| render_rule(rule, &verdict(rule.action, is_policy)))
+                .collect(),
+            None if is_policy => Vec::new(),
+            None => vec!["drop".to_string()],
+        },
+    };
+    [
+        chain(ingress_prefix, rules.map(|r| &r.ingress)),
+        chain(egress_prefix, rules.map(|r| &r.egress)),
+    ]
+}
+
+/// The verdict of a matching rule with `action`, inside a policy or a profile chain.
+fn verdict(action: Action, in_policy: bool) -> String {
+    match action {
+        Action::Allow => "accept".to_string(),
+        Action::Deny => "drop".to_string(),
+        Action::Log => format!("log prefix \"{LOG_PREFIX}\""),
+        Action::Pass if in_policy => format!("meta mark set meta mark | {PASS_MARK:#010x} return"),
+        Action::Pass => "return".to_string(),
+    }
+}
+
+/// The egress (`fw-`) and ingress (`tw-`) chains of the endpoint on `iface`.
+pub(crate) fn endpoint_chains(iface: &str, ep: &LocalEndpoint) -> [Chain; 2] {
+    let mut egress = conntrack_rules();
+    for family in Family::BOTH {
+        let mut own: Vec<String> = ep
+            .addrs
+            .iter()
+            .filter(|net| family.holds(net))
+            .map(|net| net.addr().to_string())
+            .collect();
+        own.sort();
+        own.dedup();
+        egress.push(match own.as_slice() {
+            [] => format!("meta nfproto {} drop", family.nfproto()),
+            [one] => format!("{} saddr != {one} drop", family.payload()),
+            many => format!(
+                "{} saddr != {{ {} }} drop",
+                family.payload(),
+                many.join(", ")
+            ),
+        });
+    }
+    plan_rules(&mut egress, &ep.egress, POLICY_EGRESS, PROFILE_EGRESS);
+    let mut ingress = conntrack_rules();
+    plan_rules(&mut ingress, &ep.ingress, POLICY_INGRESS, PROFILE_INGRESS);
+    [
+        Chain {
+            name: object_name(FROM_ENDPOINT, iface),
+            hook: None,
+            rules: egress,
+        },
+        Chain {
+            name: object_name(TO_ENDPOINT, iface),
+            hook: None,
+            rules: ingress,
+        },
+    ]
+}
+
+/// The first rules of every endpoint chain.
+fn conntrack_rules() -> Vec<String> {
+    vec![
+        "ct state established,related accept".to_string(),
+        "ct state invalid drop".to_string(),
+    ]
+}
+
+/// Appends the policy and profile part of an endpoint chain, then the final drop.
+fn plan_rules(rules: &mut Vec<String>, plan: &DirectionPlan, policy: &str, profile: &str) {
+    let clear = format!("meta mark set meta mark & {:#010x}", !PASS_MARK);
+    if !plan.policies.is_empty() {
+        rules.push(clear.clone());
+        for name in &plan.policies {
+            let chain = object_name(policy, name);
+            rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 jump {chain}"));
+        }
+        rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 drop"));
+        rules.push(clear);
+    }
+    for name in &plan.profiles {
+        rules.push(format!("jump {}", object_name(profile, name)));
+    }
+    rules.push("drop".to_string());
+}
+
+/// The verdict-map elements of the endpoint on `iface`: for `from-wl`, then for `to-wl`.
+pub(crate) fn map_elements(iface: &str) -> [(String, String); 2] {
+    [
+        (iface.to_string(), object_name(FROM_ENDPOINT, iface)),
+        (iface.to_string(), object_name(TO_ENDPOINT, iface)),
+    ]
+}
+
+/// The three base chains.
+fn base_chains() -> Vec<Chain> {
+    let unknown = |dir: &str| format!("{dir} \"{HOST_INTERFACE_PREFIX}*\" drop");
+    vec![
+        Chain {
+            name: "forward-from-wl".to_string(),
+            hook: Some(Hook {
+                hook: "forward",
+                priority: -20,
+            }),
+            rules: vec![format!("iifname vmap @{FROM_MAP}"), unknown("iifname")],
+        },
+        Chain {
+            name: "forward-to-wl".to_string(),
+            hook: Some(Hook {
+                hook: "forward",
+                priority: -10,
+            }),
+            rules: vec![format!("oifname vmap @{TO_MAP}"), unknown("oifname")],
+        },
+        Chain {
+            name: "input-from-wl".to_string(),
+            hook: Some(Hook {
+                hook: "input",
+                priority: -10,
+            }),
+            rules: vec![
+                format!(
+                    "iifname \"{HOST_INTERFACE_PREFIX}*\" icmpv6 type {{ {ICMPV6_TO_HOST} }} accept"
+                ),
+                format!("iifname vmap @{FROM_MAP}"),
+                unknown("iifname"),
+            ],
+        },
+    ]
+}

@@ -1,0 +1,501 @@
+//! Policy end to end on one simulated Docker host: the tutorials' verdicts and truth tables
+//! whose expected side comes from the independent evaluator (`calico_testkit::verdict`).
+
+mod e2e {
+    use std::time::Duration;
+
+    use calico_model::codec;
+    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host, Options};
+    use calico_testkit::truth;
+    use calico_testkit::verdict::{Probe, Verdict, World};
+
+    const TCP_PORTS: [u16; 2] = [3306, 8080];
+    const UDP_PORT: u16 = 5353;
+
+    fn one_host() -> Cluster {
+        Cluster::up(Options {
+            hosts: 1,
+            datastore: Datastore::Sqlite,
+            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
+            ..Options::default()
+        })
+    }
+
+    fn network(host: &Host, name: &str) {
+        host.docker_ok(&[
+            "network",
+            "create",
+            "--driver",
+            "calico",
+            "--ipam-driver",
+            "calico-ipam",
+            name,
+        ]);
+    }
+
+    /// Starts containers (name, network) and waits until calicoctl shows all their endpoints.
+    fn containers(cluster: &Cluster, host: &Host, specs: &[(&str, &str)]) {
+        for (name, net) in specs {
+            host.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+        }
+        wait_until(Duration::from_secs(20), "every workload endpoint", || {
+            let weps = cluster.calicoctl_ok(&["get", "wep"], None);
+            specs.iter().all(|(name, _)| weps.contains(name))
+        });
+    }
+
+    /// The datastore's profiles, policies and endpoints, as the evaluator's world.
+    fn world(cluster: &Cluster) -> World {
+        let mut resources = Vec::new();
+        for kind in ["profile", "policy", "wep"] {
+            let yaml = cluster.calicoctl_ok(&["get", kind, "-o", "yaml"], None);
+            resources.extend(codec::decode(&yaml).expect("calicoctl output decodes"));
+        }
+        World::from_resources(&resources)
+    }
+
+    /// Every probe (ICMP, both TCP ports, UDP) between every ordered pair of `names`.
+    fn all_probes(names: &[&str]) -> Vec<Probe> {
+        let mut probes = Vec::new();
+        for from in names {
+            for to in names.iter().filter(|to| *to != from) {
+                probes.push(Probe::icmp(from, to));
+                for port in TCP_PORTS {
+                    probes.push(Probe::tcp(from, to, port));
+                }
+                probes.push(Probe::udp(from, to, UDP_PORT));
+            }
+        }
+        probes
+    }
+
+    fn on_host(names: &[&'static str]) -> Vec<(&'static str, usize)> {
+        names.iter().map(|n| (*n, 1)).collect()
+    }
+
+    #[test]
+    fn security_using_calico_profiles() {
+        let cluster = one_host();
+        let h = cluster.host(1);
+        for net in ["net1", "net2", "net3"] {
+            network(&h, net);
+        }
+        containers(
+            &cluster,
+            &h,
+            &[
+                ("workload-A", "net1"),
+                ("workload-B", "net2"),
+                ("workload-C", "net1"),
+            ],
+        );
+        h.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-C.net1"]);
+        h.docker_ok(&["exec", "workload-C", "ping", "-c", "4", "workload-A.net1"]);
+        let names = ["workload-A", "workload-B", "workload-C"];
+        let placed = on_host(&names);
+        truth::check(
+            &cluster,
+            &placed,
+            &[
+                (Probe::icmp("workload-A", "workload-C"), Verdict::Allow),
+                (Probe::icmp("workload-C", "workload-A"), Verdict::Allow),
+                (Probe::icmp("workload-A", "workload-B"), Verdict::Deny),
+                (Probe::icmp("workload-B", "workload-A"), Verdict::Deny),
+                (Probe::icmp("workload-B", "workload-C"), Verdict::Deny),
+            ],
+        );
+    }
+
+    const PROFILES_WITH_RULES: &str = "\
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: database
+    labels:
+      role: database
+  spec:
+    ingress:
+    - action: allow
+      protocol: tcp
+      source:
+        selector: role == 'frontend'
+      destination:
+        ports:
+        -  3306
+    - action: allow
+      source:
+        selector: role == 'database'
+    egress:
+    - action: allow
+      destination:
+        selector: role == 'database'
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: frontend
+    labels:
+      role: frontend
+  spec:
+    egress:
+    - action: allow
+      protocol: tcp
+      destination:
+        selector: role == 'database'
+        ports:
+        -  3306
+";
+
+    const PROFILES_WITH_LABELS: &str = "\
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: database
+    labels:
+      role: database
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: frontend
+    labels:
+      role: frontend
+";
+
+    const POLICIES: &str = "\
+- apiVersion: v1
+  kind: policy
+  metadata:
+    name: database
+  spec:
+    order: 0
+    selector: role == 'database'
+    ingress:
+    - action: allow
+      protocol: tcp
+      source:
+        selector: role == 'frontend'
+      destination:
+        ports:
+        -  3306
+    - action: allow
+      source:
+        selector: role == 'database'
+    egress:
+    - action: allow
+      destination:
+        selector: role == 'database'
+- apiVersion: v1
+  kind: policy
+  metadata:
+    name: frontend
+  spec:
+    order: 0
+    selector: role == 'frontend'
+    egress:
+    - action: allow
+      protocol: tcp
+      destination:
+        selector: role == 'database'
+        ports:
+        -  3306
+";
+
+    /// The tutorial's promises, independent of the evaluator.
+    fn tutorial_expectations() -> Vec<(Probe, Verdict)> {
+        let mut table = vec![
+            (Probe::tcp("fe1", "db1", 3306), Verdict::Allow),
+            (Probe::tcp("fe2", "db2", 3306), Verdict::Allow),
+            (Probe::tcp("fe1", "db1", 8080), Verdict::Deny),
+            (Probe::icmp("fe1", "db1"), Verdict::Deny),
+            (Probe::udp("fe1", "db1", UDP_PORT), Verdict::Deny),
+            (Probe::tcp("db1", "fe1", 3306), Verdict::Deny),
+            (Probe::icmp("db1", "fe1"), Verdict::Deny),
+            (Probe::icmp("fe1", "fe2"), Verdict::Deny),
+            (Probe::tcp("fe1", "fe2", 3306), Verdict::Deny),
+        ];
+        for (a, b) in [("db1", "db2"), ("db2", "db1")] {
+            table.push((Probe::icmp(a, b), Verdict::Allow));
+            table.push((Probe::tcp(a, b, 8080), Verdict::Allow));
+            table.push((Probe::udp(a, b, UDP_PORT), Verdict::Allow));
+        }
+        table
+    }
+
+    #[test]
+    fn security_using_calico_profiles_and_policy() {
+        let cluster = one_host();
+        let h = cluster.host(1);
+        network(&h, "database");
+        network(&h, "frontend");
+        containers(
+            &cluster,
+            &h,
+            &[
+                ("db1", "database"),
+                ("db2", "database"),
+                ("fe1", "frontend"),
+                ("fe2", "frontend"),
+            ],
+        );
+        let names = ["db1", "db2", "fe1", "fe2"];
+        let placed = on_host(&names);
+        let _listeners = truth::start_listeners(&cluster, &placed, &TCP_PORTS, &[UDP_PORT]);
+
+        // a) rules in the profiles
+        let applied = cluster.calicoctl_ok(&["apply", "-f", "-"], Some(PROFILES_WITH_RULES));
+        assert_eq!(applied, "Successfully applied 2 'profile' resource(s)");
+        truth::check(&cluster, &placed, &tutorial_expectations());
+        truth::check(
+            &cluster,
+            &placed,
+            &world(&cluster).table(&all_probes(&names)),
+        );
+
+        // b) labels in the profiles, rules in two global policies
+        cluster.calicoctl_ok(&["apply", "-f", "-"], Some(PROFILES_WITH_LABELS));
+        let created = cluster.calicoctl_ok(&["create", "-f", "-"], Some(POLICIES));
+        assert_eq!(created, "Successfully created 2 'policy' resource(s)");
+        truth::check(&cluster, &placed, &tutorial_expectations());
+        truth::check(
+            &cluster,
+            &placed,
+            &world(&cluster).table(&all_probes(&names)),
+        );
+
+        // Multiple networks: backups, and database-backup for databases that back up.
+        network(&h, "backups");
+        network(&h, "database-backup");
+        cluster.calicoctl_ok(
+            &["apply", "-f", "-"],
+            Some(
+                "\
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: backups
+    labels:
+      backup: 'true'
+- apiVersion: v1
+  kind: profile
+  metadata:
+    name: database-backup
+    labels:
+      role: database
+      backup: 'true'
+- apiVersion: v1
+  kind: policy
+  metadata:
+    name: backupnetwork
+  spec:
+    selector: backup == 'true'
+    ingress:
+    - action: allow
+      source:
+        selector: backup == 'true'
+    egress:
+    - action: allow
+      destination:
+        selector: backup == 'true'
+",
+            ),
+        );
+        containers(
+            &cluster,
+            &h,
+            &[("bk1", "backups"), ("dbb1", "database-backup")],
+        );
+        let names = ["db1", "fe1", "bk1", "dbb1"];
+        let placed = on_host(&names);
+        let _more = truth::start_listeners(
+            &cluster,
+            &on_host(&["bk1", "dbb1"]),
+            &TCP_PORTS,
+            &[UDP_PORT],
+        );
+        truth::check(
+            &cluster,
+            &placed,
+            &[
+                (Probe::tcp("fe1", "dbb1", 3306), Verdict::Allow),
+                (Probe::tcp("fe1", "dbb1", 8080), Verdict::Deny),
+                (Probe::icmp("dbb1", "bk1"), Verdict::Allow),
+                (Probe::icmp("bk1", "dbb1"), Verdict::Allow),
+                (Probe::icmp("dbb1", "db1"), Verdict::Allow),
+                (Probe::icmp("bk1", "db1"), Verdict::Deny),
+                (Probe::icmp("fe1", "bk1"), Verdict::Deny),
+            ],
+        );
+        truth::check(
+            &cluster,
+            &placed,
+            &world(&cluster).table(&all_probes(&names)),
+        );
+    }
+}
+
+mod e2e_faults {
+    use std::time::Duration;
+
+    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
+    use calico_testkit::truth;
+    use calico_testkit::verdict::{Probe, Verdict};
+
+    fn one_host() -> Cluster {
+        Cluster::up(Options {
+            hosts: 1,
+            datastore: Datastore::Sqlite,
+            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
+            ..Options::default()
+        })
+    }
+
+    fn ip_of(cluster: &Cluster, container: &str) -> String {
+        cluster
+            .host(1)
+            .docker_ok(&[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                container,
+            ])
+            .trim()
+            .to_string()
+    }
+
+    /// Two networks: A and C in net1 (allowed to each other), X in net2 (isolated), X with
+    /// NET_ADMIN so it can change its addresses.
+    fn three_containers(cluster: &Cluster) {
+        let h = cluster.host(1);
+        for net in ["net1", "net2"] {
+            h.docker_ok(&[
+                "network",
+                "create",
+                "--driver",
+                "calico",
+                "--ipam-driver",
+                "calico-ipam",
+                net,
+            ]);
+        }
+        h.docker_ok(&["run", "--net", "net1", "--name", "wa", "-tid", "busybox"]);
+        h.docker_ok(&["run", "--net", "net1", "--name", "wc", "-tid", "busybox"]);
+        h.docker_ok(&[
+            "run",
+            "--net",
+            "net2",
+            "--cap-add",
+            "NET_ADMIN",
+            "--name",
+            "wx",
+            "-tid",
+            "busybox",
+        ]);
+        wait_until(Duration::from_secs(20), "three endpoints", || {
+            let weps = cluster.calicoctl_ok(&["get", "wep"], None);
+            ["wa", "wc", "wx"].iter().all(|c| weps.contains(c))
+        });
+    }
+
+    #[test]
+    fn spoofed_and_changed_source_addresses_reach_nothing_new() {
+        let cluster = one_host();
+        let h = cluster.host(1);
+        three_containers(&cluster);
+        let placed = [("wa", 1), ("wc", 1), ("wx", 1)];
+        let _listeners = truth::start_listeners(&cluster, &placed, &[8080], &[]);
+        truth::check(
+            &cluster,
+            &placed,
+            &[
+                (Probe::tcp("wa", "wc", 8080), Verdict::Allow),
+                (Probe::tcp("wx", "wc", 8080), Verdict::Deny),
+            ],
+        );
+        let (a_ip, c_ip) = (ip_of(&cluster, "wa"), ip_of(&cluster, "wc"));
+        // X pretends to be A: A's address as a second address, used as the source.
+        h.docker_ok(&[
+            "exec",
+            "wx",
+            "ip",
+            "addr",
+            "add",
+            &format!("{a_ip}/32"),
+            "dev",
+            "cali0",
+        ]);
+        let spoofed = h.docker(&[
+            "exec", "wx", "ping", "-c", "2", "-W", "1", "-I", &a_ip, &c_ip,
+        ]);
+        assert!(!spoofed.status.success(), "a ping from A's address left X");
+        let connect = h.docker(&[
+            "exec",
+            "wx",
+            "sh",
+            "-c",
+            &format!("echo | nc -w 1 -s {a_ip} {c_ip} 8080"),
+        ]);
+        assert!(
+            !String::from_utf8_lossy(&connect.stdout).contains("ok"),
+            "a TCP connection from A's address reached C"
+        );
+        // X moves to a fresh address of the pool.
+        let x_ip = ip_of(&cluster, "wx");
+        h.docker_ok(&[
+            "exec",
+            "wx",
+            "ip",
+            "addr",
+            "del",
+            &format!("{x_ip}/32"),
+            "dev",
+            "cali0",
+        ]);
+        h.docker_ok(&[
+            "exec",
+            "wx",
+            "ip",
+            "addr",
+            "add",
+            "192.168.222.222/32",
+            "dev",
+            "cali0",
+        ]);
+        let moved = h.docker(&["exec", "wx", "ping", "-c", "2", "-W", "1", &c_ip]);
+        assert!(
+            !moved.status.success(),
+            "X reached C from an address it was not given"
+        );
+        truth::check(
+            &cluster,
+            &[("wa", 1), ("wc", 1)],
+            &[(Probe::tcp("wa", "wc", 8080), Verdict::Allow)],
+        );
+    }
+
+    #[test]
+    fn kill_dash_nine_keeps_policy_and_restart_does_not_rewrite_the_table() {
+        let cluster = one_host();
+        let h = cluster.host(1);
+        three_containers(&cluster);
+        let placed = [("wa", 1), ("wc", 1), ("wx", 1)];
+        let _listeners = truth::start_listeners(&cluster, &placed, &[8080], &[]);
+        let table = [
+            (Probe::tcp("wa", "wc", 8080), Verdict::Allow),
+            (Probe::icmp("wc", "wa"), Verdict::Allow),
+            (Probe::tcp("wx", "wc", 8080), Verdict::Deny),
+            (Probe::icmp("wa", "wx"), Verdict::Deny),
+        ];
+        truth::check(&cluster, &placed, &table);
+        let handles = || h.exec_ok(&["nft", "-a", "list", "table", "inet", "calico"]);
+        let before = handles();
+
+        h.node_kill();
+        truth::check(&cluster, &placed, &table);
+        h.node_start();
+        wait_until(Duration::from_secs(30), "calico-node's first sync", || {
+            h.node_log()
+                .contains("nftables table already matches the datastore; nothing to write")
+        });
+        assert_eq!(handles(), before, "the restart rewrote the table");
+        truth::check(&cluster, &placed, &table);
+    }
+}
