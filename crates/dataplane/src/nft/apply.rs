@@ -120,7 +120,9 @@ impl Nft {
 
     /// True when the live table is exactly the one [`Nft::apply_full`] would write.
     pub fn in_sync(&self, desired: &Desired) -> Result<bool> {
-        Ok(self.read_back()?.as_ref() == Some(&fingerprint(desired)))
+        let same = self.read_back()?.as_ref() == Some(&fingerprint(desired));
+        release_freed_memory();
+        Ok(same)
     }
 
     /// The live table's fingerprint, or `None` when there is no such table.
@@ -241,5 +243,16 @@ mod tests {
     fn a_missing_binary_is_a_spawn_error() {
         let nft = Nft::with_program("/nonexistent/nft");
         assert!(matches!(nft.read_back(), Err(DataplaneError::Spawn { .. })));
+    }
+}
+
+/// Hands the memory a large read-back freed back to the kernel. glibc keeps freed heap pages in
+/// its arenas, so without this a periodic read-back of a big table would leave the process at
+/// its peak size for good.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

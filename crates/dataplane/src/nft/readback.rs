@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use calico_calc::desired::Desired;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::{layout, Chain};
@@ -125,59 +127,99 @@ fn map_element(key: &str, verdict: &str) -> String {
     format!("\"{key}\" : {verdict}")
 }
 
-/// Parses the output of `nft -j list table …`.
+/// Parses the output of `nft -j list table …`. Items are read into small typed structs (rule
+/// expressions are skipped unparsed), so a large table costs little memory to read back.
 pub(crate) fn parse_listing(json: &str) -> Result<TableFingerprint> {
     let bad = |reason: String| DataplaneError::NftListing { reason };
-    let root: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    let items = root
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("no \"nftables\" array".to_string()))?;
+    let listing: Listing = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     let mut print = TableFingerprint::default();
-    for item in items {
-        let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
-            return Err(bad(format!("unexpected item {item}")));
-        };
-        let name = || text(body, "name");
-        match kind.as_str() {
-            "metainfo" | "table" => {}
-            "chain" => {
-                let hook = body.get("hook").map(|_| {
-                    let prio = body.get("prio").map(Value::to_string).unwrap_or_default();
-                    let (kind, hook) = (text(body, "type"), text(body, "hook"));
-                    format!("{kind} {hook} {prio} {}", text(body, "policy"))
+    for item in listing.nftables {
+        match item {
+            Item::Metainfo(_) | Item::Table(_) => {}
+            Item::Chain(chain) => {
+                let hook = chain.hook.map(|hook| {
+                    let prio = chain.prio.map(|p| p.to_string()).unwrap_or_default();
+                    let kind = chain.kind.unwrap_or_default();
+                    let policy = chain.policy.unwrap_or_default();
+                    format!("{kind} {hook} {prio} {policy}")
                 });
-                print.chains.entry(name()).or_default().hook = hook;
+                print.chains.entry(chain.name).or_default().hook = hook;
             }
-            "rule" => {
-                let comment = body.get("comment").and_then(Value::as_str);
-                print
-                    .chains
-                    .entry(text(body, "chain"))
-                    .or_default()
-                    .rules
-                    .push(comment.map(str::to_string));
+            Item::Rule(rule) => print
+                .chains
+                .entry(rule.chain)
+                .or_default()
+                .rules
+                .push(rule.comment),
+            Item::Set(set) => {
+                let elements = set.elem.iter().map(set_element).collect();
+                let kind = type_name(Some(&set.kind));
+                print.sets.insert(set.name, SetPrint { kind, elements });
             }
-            "set" => {
-                let elements = elements(body).map(set_element).collect();
-                let kind = type_name(body.get("type"));
-                print.sets.insert(name(), SetPrint { kind, elements });
-            }
-            "map" => {
-                let elements = elements(body).map(verdict_element).collect();
+            Item::Map(map) => {
+                let elements = map.elem.iter().map(verdict_element).collect();
                 let kind = format!(
                     "{} : {}",
-                    type_name(body.get("type")),
-                    type_name(body.get("map"))
+                    type_name(Some(&map.kind)),
+                    type_name(map.map.as_ref())
                 );
-                print.sets.insert(name(), SetPrint { kind, elements });
+                print.sets.insert(map.name, SetPrint { kind, elements });
             }
-            other => {
-                print.others.insert(format!("{other} {}", name()));
+            Item::Other(other) => {
+                let Some((kind, body)) = other.as_object().and_then(|o| o.iter().next()) else {
+                    return Err(bad(format!("unexpected item {other}")));
+                };
+                print.others.insert(format!("{kind} {}", text(body, "name")));
             }
         }
     }
     Ok(print)
+}
+
+/// `nft -j list table` output.
+#[derive(Deserialize)]
+struct Listing {
+    nftables: Vec<Item>,
+}
+
+/// One object of the listing; rule expressions and other unneeded fields are skipped.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Item {
+    Metainfo(IgnoredAny),
+    Table(IgnoredAny),
+    Chain(ChainItem),
+    Rule(RuleItem),
+    Set(SetItem),
+    Map(SetItem),
+    #[serde(untagged)]
+    Other(Value),
+}
+
+#[derive(Deserialize)]
+struct ChainItem {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    hook: Option<String>,
+    prio: Option<Value>,
+    policy: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RuleItem {
+    chain: String,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SetItem {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Value,
+    map: Option<Value>,
+    #[serde(default)]
+    elem: Vec<Value>,
 }
 
 /// A string field of a JSON object, or empty.
@@ -195,14 +237,6 @@ fn type_name(value: Option<&Value>) -> String {
         Some(other) => other.to_string(),
         None => String::new(),
     }
-}
-
-/// The `elem` array of a set or map.
-fn elements(body: &Value) -> impl Iterator<Item = &Value> {
-    body.get("elem")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
 }
 
 /// A set element: an address in canonical form, or its JSON.
