@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use calico_testkit::etcd::EtcdServer;
+use calico_testkit::tutorial::{
+    POLICIES as TUTORIAL_POLICIES, PROFILES_WITH_RULES as TUTORIAL_PROFILES,
+};
 
 /// What one calicoctl run printed and how it exited.
 #[derive(Debug)]
@@ -114,86 +117,6 @@ on_both_backends!(
     get_formats_and_empty_kinds,
     invalid_file_writes_nothing,
 );
-
-/// Section a.2 of "Security using Calico Profiles and Policy".
-const TUTORIAL_PROFILES: &str = "\
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: database
-    labels:
-      role: database
-  spec:
-    ingress:
-    - action: allow
-      protocol: tcp
-      source:
-        selector: role == 'frontend'
-      destination:
-        ports:
-        -  3306
-    - action: allow
-      source:
-        selector: role == 'database'
-    egress:
-    - action: allow
-      destination:
-        selector: role == 'database'
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: frontend
-    labels:
-      role: frontend
-  spec:
-    egress:
-    - action: allow
-      protocol: tcp
-      destination:
-        selector: role == 'database'
-        ports:
-        -  3306
-";
-
-/// Section b.3 of the same tutorial.
-const TUTORIAL_POLICIES: &str = "\
-- apiVersion: v1
-  kind: policy
-  metadata:
-    name: database
-  spec:
-    order: 0
-    selector: role == 'database'
-    ingress:
-    - action: allow
-      protocol: tcp
-      source:
-        selector: role == 'frontend'
-      destination:
-        ports:
-        -  3306
-    - action: allow
-      source:
-        selector: role == 'database'
-    egress:
-    - action: allow
-      destination:
-        selector: role == 'database'
-- apiVersion: v1
-  kind: policy
-  metadata:
-    name: frontend
-  spec:
-    order: 0
-    selector: role == 'frontend'
-    egress:
-    - action: allow
-      protocol: tcp
-      destination:
-        selector: role == 'database'
-        ports:
-        -  3306
-";
 
 fn profile(name: &str) -> String {
     format!("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: {name}\n")

@@ -7,6 +7,7 @@ mod e2e {
     use calico_model::codec;
     use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host, Options};
     use calico_testkit::truth;
+    use calico_testkit::tutorial::{POLICIES, PROFILES_WITH_LABELS, PROFILES_WITH_RULES};
     use calico_testkit::verdict::{Probe, Verdict, World};
 
     const TCP_PORTS: [u16; 2] = [3306, 8080];
@@ -105,99 +106,6 @@ mod e2e {
             ],
         );
     }
-
-    const PROFILES_WITH_RULES: &str = "\
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: database
-    labels:
-      role: database
-  spec:
-    ingress:
-    - action: allow
-      protocol: tcp
-      source:
-        selector: role == 'frontend'
-      destination:
-        ports:
-        -  3306
-    - action: allow
-      source:
-        selector: role == 'database'
-    egress:
-    - action: allow
-      destination:
-        selector: role == 'database'
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: frontend
-    labels:
-      role: frontend
-  spec:
-    egress:
-    - action: allow
-      protocol: tcp
-      destination:
-        selector: role == 'database'
-        ports:
-        -  3306
-";
-
-    const PROFILES_WITH_LABELS: &str = "\
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: database
-    labels:
-      role: database
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: frontend
-    labels:
-      role: frontend
-";
-
-    const POLICIES: &str = "\
-- apiVersion: v1
-  kind: policy
-  metadata:
-    name: database
-  spec:
-    order: 0
-    selector: role == 'database'
-    ingress:
-    - action: allow
-      protocol: tcp
-      source:
-        selector: role == 'frontend'
-      destination:
-        ports:
-        -  3306
-    - action: allow
-      source:
-        selector: role == 'database'
-    egress:
-    - action: allow
-      destination:
-        selector: role == 'database'
-- apiVersion: v1
-  kind: policy
-  metadata:
-    name: frontend
-  spec:
-    order: 0
-    selector: role == 'frontend'
-    egress:
-    - action: allow
-      protocol: tcp
-      destination:
-        selector: role == 'database'
-        ports:
-        -  3306
-";
 
     /// The tutorial's promises, independent of the evaluator.
     fn tutorial_expectations() -> Vec<(Probe, Verdict)> {

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod etcd;
 pub mod truth;
+pub mod tutorial;
 pub mod verdict;
 
 pub use cluster::wait_until;
