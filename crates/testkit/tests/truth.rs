@@ -55,23 +55,28 @@ mod e2e {
         let listeners = truth::start_listeners(&cluster, &containers, &[3306, 8080], &[5353]);
         eprintln!("listeners up in {:.1} s", started.elapsed().as_secs_f64());
 
-        // No policy is enforced yet: everything between containers gets through, and only
-        // ports without a listener fail (TCP refused, UDP unanswered).
+        // The networks' default profiles: members reach each other on everything, other
+        // networks reach nothing; ports without a listener fail (TCP refused, UDP unanswered).
+        let network = |c: &str| if c == "wa" || c == "wb" { 1 } else { 2 };
         let mut table = Vec::new();
         for (from, _) in containers {
             for (to, _) in containers {
                 if from != to {
-                    table.push((Probe::icmp(from, to), Verdict::Allow));
-                    table.push((Probe::tcp(from, to, 3306), Verdict::Allow));
-                    table.push((Probe::tcp(from, to, 8080), Verdict::Allow));
-                    table.push((Probe::udp(from, to, 5353), Verdict::Allow));
+                    let verdict = if network(from) == network(to) {
+                        Verdict::Allow
+                    } else {
+                        Verdict::Deny
+                    };
+                    table.push((Probe::icmp(from, to), verdict));
+                    table.push((Probe::tcp(from, to, 3306), verdict));
+                    table.push((Probe::tcp(from, to, 8080), verdict));
+                    table.push((Probe::udp(from, to, 5353), verdict));
                 }
             }
         }
         table.push((Probe::tcp("wa", "wb", 9999), Verdict::Deny));
-        table.push((Probe::tcp("wa", "wc", 9999), Verdict::Deny));
         table.push((Probe::udp("wa", "wb", 9999), Verdict::Deny));
-        table.push((Probe::udp("wd", "wa", 9999), Verdict::Deny));
+        table.push((Probe::udp("wd", "wc", 9999), Verdict::Deny));
         let started = Instant::now();
         truth::check(&cluster, &containers, &table);
         eprintln!(
@@ -82,9 +87,9 @@ mod e2e {
 
         let wrong = [
             (Probe::icmp("wa", "wb"), Verdict::Allow),
-            (Probe::tcp("wa", "wc", 3306), Verdict::Deny),
-            (Probe::udp("wb", "wd", 5353), Verdict::Allow),
-            (Probe::udp("wb", "wd", 9999), Verdict::Allow),
+            (Probe::tcp("wa", "wb", 3306), Verdict::Deny),
+            (Probe::udp("wc", "wd", 5353), Verdict::Allow),
+            (Probe::udp("wc", "wd", 9999), Verdict::Allow),
         ];
         let started = Instant::now();
         let failure = std::panic::catch_unwind(|| {
@@ -102,12 +107,12 @@ mod e2e {
             .collect();
         assert_eq!(wrong_lines.len(), 2, "{message}");
         assert!(
-            wrong_lines[0].contains("wa -> wc tcp/3306")
+            wrong_lines[0].contains("wa -> wb tcp/3306")
                 && wrong_lines[0].contains("deny      allow"),
             "{message}"
         );
         assert!(
-            wrong_lines[1].contains("wb -> wd udp/9999")
+            wrong_lines[1].contains("wc -> wd udp/9999")
                 && wrong_lines[1].contains("allow     deny"),
             "{message}"
         );

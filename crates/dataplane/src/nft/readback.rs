@@ -169,7 +169,9 @@ pub(crate) fn parse_listing(json: &str) -> Result<TableFingerprint> {
                 let Some((kind, body)) = other.as_object().and_then(|o| o.iter().next()) else {
                     return Err(bad(format!("unexpected item {other}")));
                 };
-                print.others.insert(format!("{kind} {}", text(body, "name")));
+                print
+                    .others
+                    .insert(format!("{kind} {}", text(body, "name")));
             }
         }
     }
