@@ -54,13 +54,46 @@ pub enum Command {
     /// Inspect and release single IPAM addresses.
     #[command(subcommand)]
     Ipam(IpamCommand),
+    /// Manage cluster-wide BGP settings: nodeToNodeMesh (on|off), asNumber.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set a setting: `config set nodeToNodeMesh off`, `config set asNumber 64513`.
+    Set {
+        /// nodeToNodeMesh or asNumber.
+        name: String,
+        /// on|off for nodeToNodeMesh; 0-4294967295 (or dotted, 1.10) for asNumber.
+        value: String,
+        /// A node name (refused: these settings are global).
+        #[arg(short = 'n', long)]
+        node: Option<String>,
+    },
+    /// Return a setting to its default (nodeToNodeMesh on, asNumber 64512).
+    Unset {
+        /// nodeToNodeMesh or asNumber.
+        name: String,
+        /// A node name (refused: these settings are global).
+        #[arg(short = 'n', long)]
+        node: Option<String>,
+    },
+    /// Print the value in effect.
+    Get {
+        /// nodeToNodeMesh or asNumber.
+        name: String,
+        /// A node name (refused: these settings are global).
+        #[arg(short = 'n', long)]
+        node: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// Start calico-node on this host (in the background unless --init-system).
     Run(crate::commands::node::RunArgs),
-    /// Tell whether calico-node runs on this host.
+    /// Tell whether calico-node runs on this host, and show BIRD's BGP sessions.
     Status,
 }
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, IpamCommand, NodeCommand, SelectorCommand, SelectorOutput};
+use cli::{Cli, Command, ConfigCommand, IpamCommand, NodeCommand, SelectorCommand, SelectorOutput};
 use commands::Outcome;
 
 fn main() -> ExitCode {
@@ -53,9 +53,21 @@ async fn run(cli: Cli) -> Outcome {
         Command::Profile(args) => commands::profile::run(config, &args.words).await,
         Command::Pool(args) => commands::pool::run(config, &args.words).await,
         Command::Node(NodeCommand::Run(args)) => commands::node::run(config, &args),
-        Command::Node(NodeCommand::Status) => commands::node::status(),
+        Command::Node(NodeCommand::Status) => commands::node::status().await,
         Command::Ipam(IpamCommand::Show { ip }) => commands::ipam::show(config, &ip).await,
         Command::Ipam(IpamCommand::Release { ip }) => commands::ipam::release(config, &ip).await,
+        Command::Config(ConfigCommand::Set { name, value, node }) => {
+            use commands::config::Action;
+            commands::config::run(config, &name, Action::Set(value), node.as_deref()).await
+        }
+        Command::Config(ConfigCommand::Unset { name, node }) => {
+            use commands::config::Action;
+            commands::config::run(config, &name, Action::Unset, node.as_deref()).await
+        }
+        Command::Config(ConfigCommand::Get { name, node }) => {
+            use commands::config::Action;
+            commands::config::run(config, &name, Action::Get, node.as_deref()).await
+        }
     }
 }
 

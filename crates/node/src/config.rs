@@ -37,7 +37,20 @@ pub struct Config {
     /// `CALICO_DATAPLANE_RESYNC_INTERVAL_SECS`: how often the nftables table is read back and
     /// repaired if it drifted (default 90, as Felix).
     pub dataplane_resync_interval: Duration,
+    /// `CALICO_NETWORKING_BACKEND`: `bird` (default) runs BIRD for BGP routing, `none` routes
+    /// nothing (policy only).
+    pub run_bird: bool,
+    /// `CALICO_BIRD_DIR`: where `bird.cfg` is written (default /var/run/calico).
+    pub bird_dir: PathBuf,
+    /// `CALICO_BIRD_SOCKET`: BIRD's control socket (default `<CALICO_BIRD_DIR>/bird.ctl`).
+    pub bird_socket: PathBuf,
+    /// `CALICO_ROUTING_REFRESH_INTERVAL_SECS`: how often the BIRD configuration is re-read
+    /// from the datastore even without a change (default 30).
+    pub routing_refresh_interval: Duration,
 }
+
+/// Where BIRD's configuration and control socket go unless `CALICO_BIRD_DIR` says otherwise.
+pub const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 
 /// How the node's IPv4 address is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +94,22 @@ impl Config {
         let ipv4_pool_cidr: Cidr = pool
             .parse()
             .map_err(|e| anyhow!("CALICO_IPV4POOL_CIDR={pool:?} is not a CIDR: {e}"))?;
+        let run_bird = match var("CALICO_NETWORKING_BACKEND").as_deref() {
+            None | Some("bird") => true,
+            Some("none") => false,
+            Some(other) => bail!("CALICO_NETWORKING_BACKEND={other:?}: use bird or none"),
+        };
+        let bird_dir: PathBuf = var("CALICO_BIRD_DIR")
+            .unwrap_or_else(|| DEFAULT_BIRD_DIR.into())
+            .into();
+        let bird_socket = var("CALICO_BIRD_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bird_dir.join("bird.ctl"));
         Ok(Config {
+            run_bird,
+            bird_dir,
+            bird_socket,
+            routing_refresh_interval: duration(&var, "CALICO_ROUTING_REFRESH_INTERVAL_SECS", 30)?,
             node_name: node_name.clone(),
             datastore,
             ip,
@@ -147,6 +175,26 @@ mod tests {
         assert_eq!(c.driver.node, "calico-01");
         assert_eq!(c.reconcile_interval, Duration::from_secs(30));
         assert_eq!(c.plugin_dir, PathBuf::from("/run/docker/plugins"));
+        assert!(c.run_bird);
+        assert_eq!(c.bird_dir, PathBuf::from("/var/run/calico"));
+        assert_eq!(c.bird_socket, PathBuf::from("/var/run/calico/bird.ctl"));
+        assert_eq!(c.routing_refresh_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn routing_settings() {
+        let c = config(&[
+            ("NODENAME", "n"),
+            ("CALICO_NETWORKING_BACKEND", "none"),
+            ("CALICO_BIRD_DIR", "/tmp/b"),
+        ])
+        .unwrap();
+        assert!(!c.run_bird);
+        assert_eq!(c.bird_socket, PathBuf::from("/tmp/b/bird.ctl"));
+        let c = config(&[("NODENAME", "n"), ("CALICO_BIRD_SOCKET", "/s/ctl")]).unwrap();
+        assert_eq!(c.bird_dir, PathBuf::from("/var/run/calico"));
+        assert_eq!(c.bird_socket, PathBuf::from("/s/ctl"));
+        assert!(config(&[("NODENAME", "n"), ("CALICO_NETWORKING_BACKEND", "gobgp")]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod agent;
 mod autodetect;
 mod config;
 mod reconcile;
+mod routing;
 mod startup;
 
 use std::process::ExitCode;
@@ -96,6 +97,21 @@ async fn run() -> Result<()> {
                 config.plugin_dir.display()
             )
         })?;
+    let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
+    let routing = if config.run_bird {
+        let routing = routing::Routing {
+            node: config.node_name.clone(),
+            store: store.clone(),
+            ipam: ipam.clone(),
+            config_dir: config.bird_dir.clone(),
+            socket: config.bird_socket.clone(),
+            refresh: config.routing_refresh_interval,
+        };
+        Some(tokio::spawn(routing.run(routing_stopped)))
+    } else {
+        info!("CALICO_NETWORKING_BACKEND=none: not running BIRD");
+        None
+    };
     let reconciler = Reconciler {
         node: config.node_name.clone(),
         store,
@@ -122,6 +138,15 @@ async fn run() -> Result<()> {
     }
     reconciling.abort();
     policing.abort();
+    if let Some(routing) = routing {
+        stop_routing.send_replace(true);
+        if tokio::time::timeout(Duration::from_secs(5), routing)
+            .await
+            .is_err()
+        {
+            warn!("BIRD did not stop within 5 s");
+        }
+    }
     server.shutdown().await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! One module per calicoctl command; each returns an [`Outcome`] for `main` to print.
 
+pub mod config;
 pub mod ipam;
 pub mod node;
 pub mod pool;

@@ -60,12 +60,57 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> Outcome {
     Outcome::from(start(config, args))
 }
 
-/// `calicoctl node status`.
-pub fn status() -> Outcome {
-    match running_pid(&pid_file()) {
-        Some(_) => Outcome::ok("Calico process is running.\n"),
-        None => Outcome::fail("Calico process is not running."),
+/// `calicoctl node status`: whether calico-node runs here, then BIRD's BGP sessions (read on
+/// [`bird_socket`]) as Calico prints them.
+pub async fn status() -> Outcome {
+    if running_pid(&pid_file()).is_none() && !node_in_this_netns() {
+        return Outcome::fail("Calico process is not running.");
     }
+    let peers = calico_routing::bird::show_protocols(&bird_socket())
+        .await
+        .ok();
+    Outcome::ok(calico_routing::render_node_status(true, peers.as_deref()))
+}
+
+/// BIRD's control socket: `CALICO_BIRD_SOCKET`, else `<CALICO_BIRD_DIR>/bird.ctl`, else
+/// `/var/run/calico/bird.ctl` (calico-node's defaults).
+fn bird_socket() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("CALICO_BIRD_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            var("CALICO_BIRD_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| DEFAULT_RUN_DIR.into())
+                .join("bird.ctl")
+        })
+}
+
+/// Whether a calico-node process runs in this network namespace (one started by other means
+/// than `node run`, such as systemd or the test harness, has no pid file).
+fn node_in_this_netns() -> bool {
+    let Ok(own) = fs::read_link("/proc/self/ns/net") else {
+        return false;
+    };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        comm.trim() == "calico-node"
+            && fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns == own)
+            && fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|st| {
+                !st.lines()
+                    .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X')))
+            })
+    })
 }
 
 fn run_dir() -> PathBuf {
