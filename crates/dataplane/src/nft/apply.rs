@@ -210,6 +210,17 @@ fn nft_error(op: &'static str, stderr: &str, text: &str) -> DataplaneError {
     }
 }
 
+/// Hands the memory a large read-back freed back to the kernel. glibc keeps freed heap pages in
+/// its arenas, so without this a periodic read-back of a big table would leave the process at
+/// its peak size for good.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,16 +254,5 @@ mod tests {
     fn a_missing_binary_is_a_spawn_error() {
         let nft = Nft::with_program("/nonexistent/nft");
         assert!(matches!(nft.read_back(), Err(DataplaneError::Spawn { .. })));
-    }
-}
-
-/// Hands the memory a large read-back freed back to the kernel. glibc keeps freed heap pages in
-/// its arenas, so without this a periodic read-back of a big table would leave the process at
-/// its peak size for good.
-fn release_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
