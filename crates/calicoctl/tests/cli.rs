@@ -1,36 +1,19 @@
 //! calicoctl end to end: the real binary against a real datastore, SQLite and etcd alike.
 //! Every scenario runs once per backend.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+use common::{calicoctl, Run};
 
 use calico_testkit::etcd::EtcdServer;
 use calico_testkit::tutorial::{
     POLICIES as TUTORIAL_POLICIES, PROFILES_WITH_RULES as TUTORIAL_PROFILES,
 };
-
-/// What one calicoctl run printed and how it exited.
-#[derive(Debug)]
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "calicoctl failed: {self:?}");
-        &self.stdout
-    }
-
-    #[track_caller]
-    fn failed(&self) -> &str {
-        assert_eq!(self.code, 1, "calicoctl should have exited 1: {self:?}");
-        &self.stderr
-    }
-}
 
 /// A datastore for one test plus the config file that points calicoctl at it.
 struct Ctl {
@@ -69,27 +52,10 @@ impl Ctl {
 
     /// Runs `calicoctl ARGS -c <config>` with `stdin` as standard input.
     fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_calicoctl"))
-            .args(args)
-            .arg("-c")
-            .arg(&self.config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start calicoctl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        Run {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code().unwrap_or(-1),
-        }
+        let mut argv: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        argv.push(OsStr::new("-c"));
+        argv.push(self.config.as_os_str());
+        calicoctl(&argv, &[], stdin)
     }
 
     fn get_yaml(&self, kind: &str) -> String {

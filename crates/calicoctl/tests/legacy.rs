@@ -2,36 +2,14 @@
 //! temporary SQLite datastore (through a `-c` config file, given after the command words as a
 //! user may). Docker is a socket that does not exist, or a fake daemon where a test needs one.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-/// What one calicoctl run printed and how it exited.
-#[derive(Debug)]
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
-impl Run {
-    /// Standard output of a run that succeeded without complaint.
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "calicoctl failed: {self:?}");
-        assert_eq!(self.stderr, "", "{self:?}");
-        &self.stdout
-    }
-
-    /// Standard error of a run that failed (exit 1) and printed nothing else.
-    #[track_caller]
-    fn failed(&self) -> &str {
-        assert_eq!(self.code, 1, "calicoctl should have exited 1: {self:?}");
-        assert_eq!(self.stdout, "", "{self:?}");
-        &self.stderr
-    }
-}
+use common::{calicoctl, Run};
 
 /// A datastore for one test, the config file naming it, and the Docker socket to use.
 struct Ctl {
@@ -63,28 +41,14 @@ impl Ctl {
 
     /// Runs `calicoctl ARGS -c <config>` (ARGS split at spaces) with `stdin` as input.
     fn run_with(&self, args: &str, stdin: &str) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_calicoctl"))
-            .args(args.split_whitespace())
-            .arg("-c")
-            .arg(&self.config)
-            .env("DOCKER_HOST", &self.docker_host)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start calicoctl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        Run {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code().unwrap_or(-1),
-        }
+        let mut argv: Vec<&OsStr> = args.split_whitespace().map(OsStr::new).collect();
+        argv.push(OsStr::new("-c"));
+        argv.push(self.config.as_os_str());
+        calicoctl(
+            &argv,
+            &[("DOCKER_HOST", OsStr::new(&self.docker_host))],
+            stdin,
+        )
     }
 
     fn run(&self, args: &str) -> Run {
