@@ -34,6 +34,9 @@ pub struct Config {
     pub plugin_dir: PathBuf,
     /// `CALICO_RECONCILE_INTERVAL_SECS` (default 30).
     pub reconcile_interval: Duration,
+    /// `CALICO_NETWORK_SYNC_INTERVAL_SECS`: how often Calico networks are shared between this
+    /// host's dockerd and the datastore (default 2).
+    pub network_sync_interval: Duration,
     /// `CALICO_DATAPLANE_RESYNC_INTERVAL_SECS`: how often the nftables table is read back and
     /// repaired if it drifted (default 90, as Felix).
     pub dataplane_resync_interval: Duration,
@@ -122,6 +125,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_PLUGIN_DIR.into())
                 .into(),
             reconcile_interval: duration(&var, "CALICO_RECONCILE_INTERVAL_SECS", 30)?,
+            network_sync_interval: duration(&var, "CALICO_NETWORK_SYNC_INTERVAL_SECS", 2)?,
             dataplane_resync_interval: duration(&var, "CALICO_DATAPLANE_RESYNC_INTERVAL_SECS", 90)?,
         })
     }

@@ -6,6 +6,7 @@ mod adapters;
 mod agent;
 mod autodetect;
 mod config;
+mod networks;
 mod reconcile;
 mod routing;
 mod startup;
@@ -112,6 +113,15 @@ async fn run() -> Result<()> {
         info!("CALICO_NETWORKING_BACKEND=none: not running BIRD");
         None
     };
+    let sharing = tokio::spawn(
+        networks::NetworkSync {
+            ds: ds.clone(),
+            docker: docker.clone(),
+            node: config.node_name.clone(),
+            interval: config.network_sync_interval,
+        }
+        .run(),
+    );
     let reconciler = Reconciler {
         node: config.node_name.clone(),
         store,
@@ -137,6 +147,7 @@ async fn run() -> Result<()> {
         _ = int.recv() => info!("SIGINT: stopping"),
     }
     reconciling.abort();
+    sharing.abort();
     policing.abort();
     if let Some(routing) = routing {
         stop_routing.send_replace(true);

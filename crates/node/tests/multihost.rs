@@ -49,6 +49,12 @@ mod e2e_multihost {
             .to_string()
     }
 
+    fn has_network(host: &Host, name: &str) -> bool {
+        host.docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|n| n == name)
+    }
+
     fn ping(host: &Host, from: &str, to: &str) -> bool {
         host.docker(&["exec", from, "ping", "-c", "1", "-W", "1", to])
             .status
@@ -84,17 +90,19 @@ mod e2e_multihost {
         });
         let h1 = cluster.host(1);
         let h2 = cluster.host(2);
-        for h in [&h1, &h2] {
-            h.docker_ok(&[
-                "network",
-                "create",
-                "--driver",
-                "calico",
-                "--ipam-driver",
-                "calico-ipam",
-                "net1",
-            ]);
-        }
+        // Created on calico-01 only: calico-node shares it with calico-02.
+        h1.docker_ok(&[
+            "network",
+            "create",
+            "--driver",
+            "calico",
+            "--ipam-driver",
+            "calico-ipam",
+            "net1",
+        ]);
+        wait_for(&cluster, SESSION_TIMEOUT, "net1 on calico-02", || {
+            has_network(&h2, "net1")
+        });
         h1.docker_ok(&[
             "run",
             "--net",
@@ -161,6 +169,67 @@ mod e2e_multihost {
         wait_for(&cluster, SESSION_TIMEOUT, "A pings E again", || {
             ping(&h1, "workload-A", &e_ip)
         });
+        cluster.down();
+    }
+
+    /// "Security using Calico Profiles" across two hosts: the networks are created on
+    /// calico-01 only; A, B, C run on calico-01, D and E on calico-02.
+    #[test]
+    fn security_using_calico_profiles_across_hosts() {
+        let cluster = Cluster::up(Options {
+            hosts: 2,
+            datastore: Datastore::Etcd,
+            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
+            ..Options::default()
+        });
+        let h1 = cluster.host(1);
+        let h2 = cluster.host(2);
+        for net in ["net1", "net2", "net3"] {
+            h1.docker_ok(&[
+                "network",
+                "create",
+                "--driver",
+                "calico",
+                "--ipam-driver",
+                "calico-ipam",
+                net,
+            ]);
+        }
+        wait_for(&cluster, SESSION_TIMEOUT, "net1-net3 on calico-02", || {
+            ["net1", "net2", "net3"].iter().all(|n| has_network(&h2, n))
+        });
+        for (name, net) in [
+            ("workload-A", "net1"),
+            ("workload-B", "net2"),
+            ("workload-C", "net1"),
+        ] {
+            h1.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+        }
+        for (name, net) in [("workload-D", "net3"), ("workload-E", "net1")] {
+            h2.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+        }
+        h1.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-C.net1"]);
+        let e_ip = ip_of(&h2, "workload-E", "net1");
+        let d_ip = ip_of(&h2, "workload-D", "net3");
+        let b_ip = ip_of(&h1, "workload-B", "net2");
+        wait_for(&cluster, SESSION_TIMEOUT, "A pings E across hosts", || {
+            ping(&h1, "workload-A", &e_ip)
+        });
+        assert!(!ping(&h1, "workload-A", &b_ip), "A reached B");
+        assert!(!ping(&h1, "workload-A", &d_ip), "A reached D across hosts");
+        let a_ip = ip_of(&h1, "workload-A", "net1");
+        assert!(ping(&h2, "workload-E", &a_ip), "E cannot ping A back");
+        assert!(!ping(&h2, "workload-D", &a_ip), "D reached A across hosts");
+
+        // A network removed on one host stays removed there; the other keeps its copy.
+        h2.docker_ok(&["rm", "-f", "workload-D"]);
+        h2.docker_ok(&["network", "rm", "net3"]);
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            assert!(!has_network(&h2, "net3"), "net3 came back on calico-02");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert!(has_network(&h1, "net3"));
         cluster.down();
     }
 }
