@@ -154,11 +154,6 @@ impl Selector {
     pub fn uid(&self) -> &str {
         &self.uid
     }
-
-    /// True for `all()` (or `global()`), which every label set satisfies.
-    pub fn is_all(&self) -> bool {
-        matches!(self.root, Node::All | Node::Global)
-    }
 }
 
 fn uid_of(canonical: &str) -> String {

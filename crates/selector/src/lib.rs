@@ -50,9 +50,4 @@ impl ParseError {
     pub fn column(&self) -> usize {
         self.column
     }
-
-    /// What was expected or found, without the column.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }

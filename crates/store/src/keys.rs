@@ -34,11 +34,6 @@ pub fn kind_prefix(kind: Kind) -> String {
     format!("{RESOURCES_PREFIX}{}/", segment_of(kind))
 }
 
-/// The prefix holding the workload endpoints of one node.
-pub fn node_workload_prefix(node: &str) -> String {
-    format!("{}{}/", kind_prefix(Kind::WorkloadEndpoint), escape(node))
-}
-
 /// The key of one resource.
 pub fn key_path(key: &ResourceKey) -> String {
     let rest = match key {
@@ -106,7 +101,6 @@ mod tests {
             path,
             "/calico/resources/v1/workloadendpoint/calico-01/libnetwork/libnetwork/0a93"
         );
-        assert!(path.starts_with(&node_workload_prefix("calico-01")));
         assert_eq!(kind_of_path(&path), Some(Kind::WorkloadEndpoint));
         let pool = ResourceKey::IpPool {
             cidr: "192.168.0.0/16".parse().unwrap(),

@@ -81,15 +81,13 @@ fn one_host_sqlite_has_its_own_names_directories_and_datastore() {
     assert_eq!(host.exec_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]), "1");
 
     require_calicoctl();
-    {
-        cluster.calicoctl_ok(
-            &["apply", "-f", "-"],
-            Some("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: harness\n"),
-        );
-        let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
-        assert!(profiles.contains("harness"), "{profiles}");
-        assert!(state.join("calico-01/calico.db").exists());
-    }
+    cluster.calicoctl_ok(
+        &["apply", "-f", "-"],
+        Some("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: harness\n"),
+    );
+    let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
+    assert!(profiles.contains("harness"), "{profiles}");
+    assert!(state.join("calico-01/calico.db").exists());
 
     drop(cluster);
     assert_eq!(cluster::leftovers(&name), Vec::<String>::new());
@@ -156,14 +154,12 @@ fn two_hosts_etcd_are_distinct_daemons_and_nodes_restart() {
     );
 
     require_calicoctl();
-    {
-        cluster.calicoctl_ok(
-            &["apply", "-f", "-"],
-            Some("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: over-etcd\n"),
-        );
-        let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
-        assert!(profiles.contains("over-etcd"), "{profiles}");
-    }
+    cluster.calicoctl_ok(
+        &["apply", "-f", "-"],
+        Some("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: over-etcd\n"),
+    );
+    let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
+    assert!(profiles.contains("over-etcd"), "{profiles}");
 
     cluster.down();
 }
