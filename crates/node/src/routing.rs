@@ -237,7 +237,7 @@ fn relevant(prefixes: &[String], event: &WatchEvent) -> bool {
 /// file (the same inode, seen through its own mount namespace) in another network namespace
 /// (another host sharing this filesystem, e.g. in the test harness when `CALICO_BIRD_DIR` is not
 /// private to each host) is an error; one in this network namespace is an orphan of an earlier
-/// calico-node (killed with SIGKILL) and is stopped.
+/// calico-node (killed with SIGKILL) and is stopped, its routes kept (graceful restart).
 fn claim_socket(socket: &Path) -> Result<(), String> {
     let own_netns = std::fs::read_link("/proc/self/ns/net").ok();
     let socket_arg = socket.as_os_str().as_encoded_bytes();
@@ -279,15 +279,8 @@ fn claim_socket(socket: &Path) -> Result<(), String> {
         }
     }
     for pid in orphans {
-        warn!(pid, "stopping a BIRD left behind by an earlier calico-node");
-        let pid = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..60 {
-            if nix::sys::signal::kill(pid, None).is_err() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        warn!(pid, "stopping a BIRD left behind by an earlier calico-node (graceful restart)");
+        calico_routing::bird::stop_orphan(pid, socket);
     }
     Ok(())
 }

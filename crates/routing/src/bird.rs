@@ -1,10 +1,15 @@
 //! Running BIRD 2: a supervised `bird -f` child, reloads, and its BGP sessions.
 //!
 //! [`Bird::start`] validates the configuration (`bird -p`), writes it to
-//! `<config dir>/bird.cfg` and runs `bird -f -c <file> -s <socket>` until the [`Bird`] is stopped
-//! or dropped. A BIRD that exits is started again, after 0.5 s doubling up to 10 s (back to 0.5 s
-//! once a run lasted 30 s). BIRD's log (stderr) is forwarded to `tracing` (target `bird`).
+//! `<config dir>/bird.cfg` and runs `bird -f -R -c <file> -s <socket>` until the [`Bird`] is
+//! stopped or dropped. A BIRD that exits is started again, after 0.5 s doubling up to 10 s (back
+//! to 0.5 s once a run lasted 30 s). BIRD's log (stderr) is forwarded to `tracing` (target `bird`).
 //! `bird` and `birdc` are looked up on `PATH`.
+//!
+//! Stopping is a BGP graceful restart (`birdc graceful restart`): the peers keep this node's
+//! routes and the kernel keeps the routes BIRD installed, so traffic flows while calico-node
+//! restarts; the next BIRD (`-R`: graceful restart recovery) takes them over once its sessions
+//! are back. A BIRD that is killed leaves the same state behind.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
@@ -30,7 +35,7 @@ pub const CONFIG_FILE: &str = "bird.cfg";
 /// How long [`Bird::start`] waits for BIRD's control socket to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a stopping BIRD gets to withdraw its kernel routes before it is killed.
+/// How long a BIRD asked to stop gets to exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 const RESTART_MIN: Duration = Duration::from_millis(500);
@@ -130,7 +135,7 @@ impl Bird {
         }
     }
 
-    /// Stops BIRD and waits for it to exit (it withdraws the routes it installed).
+    /// Stops BIRD in graceful restart mode and waits for it to exit (its routes stay).
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
         if let Some(supervisor) = self.supervisor.take() {
@@ -146,11 +151,15 @@ impl Drop for Bird {
         if self.supervisor.is_none() {
             return;
         }
-        // Stop first, so the supervisor does not take the exit for a crash; signal directly too,
-        // in case the runtime goes away before the supervisor runs again.
+        // Stop first, so the supervisor does not take the exit for a crash; kill directly too,
+        // in case the runtime goes away before the supervisor runs again (a killed BIRD leaves
+        // its routes, as a graceful restart does).
         self.stop.send_replace(true);
         if let Some(pid) = self.pid() {
-            terminate(pid);
+            if let Ok(pid) = i32::try_from(pid) {
+                // The process may already be gone; nothing to do then.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
 }
@@ -228,7 +237,7 @@ async fn supervise(
                 };
                 match exit {
                     None => {
-                        stop_child(&mut child).await;
+                        stop_child(&mut child, &socket).await;
                         pid.store(0, Ordering::SeqCst);
                         return;
                     }
@@ -257,6 +266,7 @@ async fn supervise(
 fn spawn_bird(config: &Path, socket: &Path) -> std::io::Result<Child> {
     let mut child = Command::new("bird")
         .arg("-f")
+        .arg("-R")
         .arg("-c")
         .arg(config)
         .arg("-s")
@@ -278,15 +288,15 @@ fn spawn_bird(config: &Path, socket: &Path) -> std::io::Result<Child> {
     Ok(child)
 }
 
-/// SIGTERM, then SIGKILL if BIRD has not exited within [`STOP_TIMEOUT`].
-async fn stop_child(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        terminate(pid);
+/// `birdc graceful restart`, then SIGKILL if BIRD has not exited within [`STOP_TIMEOUT`].
+async fn stop_child(child: &mut Child, socket: &Path) {
+    if let Err(e) = birdc(socket, &["graceful", "restart"]).await {
+        warn!(error = %e, "cannot ask BIRD for a graceful restart");
     }
     match timeout(STOP_TIMEOUT, child.wait()).await {
-        Ok(_) => info!("BIRD stopped"),
+        Ok(_) => info!("BIRD stopped (graceful restart: its routes stay)"),
         Err(_) => {
-            warn!("BIRD ignored SIGTERM; killing it");
+            warn!("BIRD did not stop; killing it");
             if let Err(e) = child.kill().await {
                 error!(error = %e, "cannot kill BIRD");
             }
@@ -294,10 +304,29 @@ async fn stop_child(child: &mut Child) {
     }
 }
 
-fn terminate(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // The process may already be gone; nothing to do then.
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+/// Stops a BIRD that is not our child (one left behind by an earlier calico-node) the same
+/// way, blocking: `birdc graceful restart` on `socket`, then SIGKILL after [`STOP_TIMEOUT`].
+pub fn stop_orphan(pid: i32, socket: &Path) {
+    let pid = Pid::from_raw(pid);
+    let asked = std::process::Command::new("birdc")
+        .arg("-s")
+        .arg(socket)
+        .args(["graceful", "restart"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = asked {
+        warn!(error = %e, "cannot ask the old BIRD for a graceful restart");
+    }
+    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    while kill(pid, None).is_ok() {
+        if std::time::Instant::now() >= deadline {
+            // Gone already is fine.
+            let _ = kill(pid, Signal::SIGKILL);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

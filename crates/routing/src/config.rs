@@ -8,7 +8,8 @@
 //!   `multihop` session resolve its next hop;
 //! - `protocol kernel`: `learn` (import the routes other programs put in the kernel, such as the
 //!   per-workload `/32`s calico-node writes), `scan time 2`, and export to the kernel of the routes
-//!   learned over BGP and of this node's block blackholes;
+//!   learned over BGP and of this node's block blackholes; `graceful restart on`, so a BIRD
+//!   started with `-R` keeps the routes a previous BIRD installed until its sessions are back;
 //! - `protocol static calico_blocks`: `route <block> blackhole` for each block this node owns.
 //!   The block is announced as one aggregate; locally the workload `/32`s are more specific and
 //!   win, and an unassigned address of the block is dropped instead of following the default
@@ -16,7 +17,8 @@
 //! - `filter calico_export_to_peers`: what peers are told (see [`render`]);
 //! - one `protocol bgp` per peer, named as Calico does (`Mesh_10_10_0_12`, `Global_…`,
 //!   `Node_…`), with short connect/retry timers and a 6 s hold time so sessions come up within
-//!   about a second and a dead peer is noticed within 6 s.
+//!   about a second and a dead peer is noticed within 6 s; `graceful restart on`, so peers keep
+//!   this node's routes (for 120 s) while its BIRD restarts.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -131,6 +133,7 @@ pub fn render(inputs: &BirdInputs) -> String {
         "protocol kernel {\n",
         "  learn;\n",
         "  scan time 2;\n",
+        "  graceful restart on;\n",
         "  ipv4 {\n",
         "    import all;\n",
     ));
@@ -196,6 +199,7 @@ pub fn render(inputs: &BirdInputs) -> String {
             "  connect retry time 1;\n",
             "  error wait time 1, 10;\n",
             "  hold time 6;\n",
+            "  graceful restart on;\n",
             "  ipv4 {\n",
             "    import all;\n",
         ));
@@ -307,6 +311,7 @@ protocol direct {
 protocol kernel {
   learn;
   scan time 2;
+  graceful restart on;
   ipv4 {
     import all;
     export where source = RTS_BGP || proto = "calico_blocks";
@@ -339,6 +344,7 @@ protocol bgp Mesh_10_10_0_12 {
   connect retry time 1;
   error wait time 1, 10;
   hold time 6;
+  graceful restart on;
   ipv4 {
     import all;
     export filter calico_export_to_peers;
@@ -385,6 +391,7 @@ protocol bgp Global_172_16_0_1 {
   connect retry time 1;
   error wait time 1, 10;
   hold time 6;
+  graceful restart on;
   ipv4 {
     import all;
     export filter calico_export_to_peers;
@@ -401,6 +408,7 @@ protocol bgp Node_10_10_0_1 {
   connect retry time 1;
   error wait time 1, 10;
   hold time 6;
+  graceful restart on;
   ipv4 {
     import all;
     export filter calico_export_to_peers;
