@@ -280,6 +280,28 @@ impl Cluster {
         out
     }
 
+    /// Stops etcd (SIGTERM; its data stays).
+    pub fn etcd_stop(&self) {
+        self.script(&["etcd-stop"]);
+    }
+
+    /// Starts etcd again on the same data and waits until it is healthy.
+    pub fn etcd_start(&self) {
+        self.script(&["etcd-start"]);
+    }
+
+    /// Runs `scripts/cluster ARGS --name <this cluster>`, which must succeed.
+    fn script(&self, args: &[&str]) {
+        let output = run(
+            Command::new(self.root.join("scripts/cluster"))
+                .args(args)
+                .args(["--name", &self.name]),
+            None,
+            COMMAND_TIMEOUT,
+        );
+        expect_success(&format!("scripts/cluster {}", args.join(" ")), &output);
+    }
+
     /// Runs `scripts/cluster down` now and checks that nothing of the cluster is left: no
     /// process of its pid files or namespaces, no netns, cgroup, mount or directory.
     pub fn down(mut self) {
@@ -480,18 +502,35 @@ impl Host<'_> {
         self.node("node-kill");
     }
 
+    /// Restarts dockerd (SIGTERM, which stops its containers, then a new dockerd) and waits
+    /// until it answers.
+    pub fn dockerd_restart(&self) {
+        self.cluster
+            .script(&["dockerd-restart", &self.k.to_string()]);
+    }
+
     fn node(&self, action: &str) {
-        let output = run(
-            Command::new(self.cluster.root.join("scripts/cluster")).args([
-                action,
-                &self.k.to_string(),
-                "--name",
-                &self.cluster.name,
-            ]),
-            None,
-            COMMAND_TIMEOUT,
-        );
-        expect_success(&format!("scripts/cluster {action} {}", self.k), &output);
+        self.cluster.script(&[action, &self.k.to_string()]);
+    }
+
+    /// The pid of the BIRD calico-node runs (its child named `bird`), if one is running.
+    pub fn bird_pid(&self) -> Option<u32> {
+        let node = self.node_pid()?;
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                // "<pid> (<comm>) <state> <ppid> …"
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                let Some((head, tail)) = stat.rsplit_once(')') else {
+                    return false;
+                };
+                let ppid = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+                head.ends_with("(bird") && ppid == Some(node)
+            })
     }
 
     /// The pid of the running calico-node, if one is running.

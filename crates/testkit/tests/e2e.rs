@@ -186,3 +186,51 @@ fn down_cleans_up_after_dockerd_and_node_were_killed() {
     // the containers (and their shims) outlive dockerd; down must still remove everything
     cluster.down();
 }
+
+#[test]
+fn three_hosts_share_one_fabric_and_etcd_and_dockerd_restarts() {
+    let cluster = Cluster::up(stub(3, Datastore::Etcd));
+    let name = cluster.name().to_string();
+    let ids: Vec<String> = cluster
+        .hosts()
+        .map(|h| h.docker_ok(&["info", "--format", "{{.ID}}"]))
+        .collect();
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3,
+        "daemon IDs must differ: {ids:?}"
+    );
+    for from in cluster.hosts() {
+        assert_eq!(from.exec_ok(&["hostname"]), from.name());
+        for to in cluster.hosts().filter(|to| to.index() != from.index()) {
+            from.exec_ok(&["busybox", "ping", "-c1", "-W2", &to.ip().to_string()]);
+        }
+    }
+
+    // dockerd restart: a new process, the same daemon (ID, images, containers)
+    let h3 = cluster.host(3);
+    h3.docker_ok(&["create", "--net", "none", "--name", "kept", "busybox"]);
+    let before = h3.dockerd_pid().expect("dockerd runs");
+    h3.dockerd_restart();
+    assert_ne!(h3.dockerd_pid(), Some(before));
+    assert_eq!(h3.docker_ok(&["info", "--format", "{{.ID}}"]), ids[2]);
+    assert_eq!(
+        h3.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "kept"
+    );
+
+    // etcd stop and start: the data survives
+    require_calicoctl();
+    cluster.calicoctl_ok(
+        &["apply", "-f", "-"],
+        Some("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: survives\n"),
+    );
+    cluster.etcd_stop();
+    assert!(!cluster.calicoctl(&["get", "profiles"], None).status.success());
+    cluster.etcd_start();
+    let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
+    assert!(profiles.contains("survives"), "{profiles}");
+
+    drop(cluster);
+    assert_eq!(cluster::leftovers(&name), Vec::<String>::new());
+}
