@@ -50,6 +50,9 @@ pub struct Config {
     /// `CALICO_ROUTING_REFRESH_INTERVAL_SECS`: how often the BIRD configuration is re-read
     /// from the datastore even without a change (default 30).
     pub routing_refresh_interval: Duration,
+    /// `CALICO_DNS`: answer DNS for workload names on the node's address, port 53 (default
+    /// true).
+    pub dns: bool,
 }
 
 /// Where BIRD's configuration and control socket go unless `CALICO_BIRD_DIR` says otherwise.
@@ -118,6 +121,7 @@ impl Config {
             ip,
             as_number,
             no_default_pools: flag(&var, "NO_DEFAULT_POOLS", false)?,
+            dns: flag(&var, "CALICO_DNS", true)?,
             ipv4_pool_cidr,
             driver: DriverConfig::from_lookup(node_name.clone(), &env)
                 .context("plugin settings")?,
@@ -183,6 +187,8 @@ mod tests {
         assert_eq!(c.bird_dir, PathBuf::from("/var/run/calico"));
         assert_eq!(c.bird_socket, PathBuf::from("/var/run/calico/bird.ctl"));
         assert_eq!(c.routing_refresh_interval, Duration::from_secs(30));
+        assert!(c.dns);
+        assert!(!config(&[("NODENAME", "n"), ("CALICO_DNS", "false")]).unwrap().dns);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod adapters;
 mod agent;
 mod autodetect;
 mod config;
+mod names;
 mod networks;
 mod reconcile;
 mod routing;
@@ -122,6 +123,11 @@ async fn run() -> Result<()> {
         }
         .run(),
     );
+    match (config.dns, ipv4.addr()) {
+        (true, std::net::IpAddr::V4(address)) => names::serve(ds.clone(), address).await,
+        (true, std::net::IpAddr::V6(_)) => warn!("no IPv4 address: not answering DNS"),
+        (false, _) => info!("CALICO_DNS=false: not answering DNS for workload names"),
+    }
     let reconciler = Reconciler {
         node: config.node_name.clone(),
         store,

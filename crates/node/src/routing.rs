@@ -279,7 +279,10 @@ fn claim_socket(socket: &Path) -> Result<(), String> {
         }
     }
     for pid in orphans {
-        warn!(pid, "stopping a BIRD left behind by an earlier calico-node (graceful restart)");
+        warn!(
+            pid,
+            "stopping a BIRD left behind by an earlier calico-node (graceful restart)"
+        );
         calico_routing::bird::stop_orphan(pid, socket);
     }
     Ok(())
