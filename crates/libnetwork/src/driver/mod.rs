@@ -45,6 +45,9 @@ struct Inner {
     links: Arc<dyn HostLinks>,
     /// Endpoints created through this process and not deleted since.
     endpoints: tokio::sync::Mutex<HashMap<Id, EndpointState>>,
+    /// Network names Docker has told us, by network ID (IDs survive dockerd restarts, when
+    /// Docker calls `CreateEndpoint` before its API answers).
+    network_names: Mutex<HashMap<Id, String>>,
     /// Background tasks not yet awaited by [`Driver::settle`].
     background: Mutex<JoinSet<()>>,
 }
@@ -53,7 +56,7 @@ struct Inner {
 #[derive(Clone, Debug)]
 struct EndpointRecord {
     network_id: Id,
-    /// Known when profiles are on.
+    /// Known when profiles are on, once Docker has answered (see `CreateEndpoint`).
     network_name: Option<String>,
     /// /32 and /128 networks.
     addrs: Vec<IpNet>,
@@ -83,6 +86,7 @@ impl Driver {
                 docker,
                 links,
                 endpoints: tokio::sync::Mutex::new(HashMap::new()),
+                network_names: Mutex::new(HashMap::new()),
                 background: Mutex::new(JoinSet::new()),
             }),
         }

@@ -1,6 +1,7 @@
 //! The `NetworkDriver` calls.
 
 use std::net::IpAddr;
+use std::sync::PoisonError;
 
 use calico_model::{Kind, MacAddr, Resource, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceError};
@@ -22,6 +23,8 @@ use crate::wire::{
 
 /// The MAC every container interface gets unless the user chose one.
 const DEFAULT_MAC: [u8; 6] = [0xee; 6];
+/// How long `CreateEndpoint` waits for Docker to name the network (see `network_name_now`).
+const DOCKER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The fake next hop every container routes through; never configured on any interface
 /// (the host answers ARP for it by proxy).
 const GATEWAY_V4: &str = "169.254.1.1";
@@ -111,9 +114,13 @@ impl Driver {
             (parse_mac(&iface.mac_address)?, None)
         };
         let network_name = if self.config().create_profiles {
-            let name = self.network_name(&req.network_id).await?;
-            self.ensure_profile(&name).await?;
-            Some(name)
+            match self.network_name_now(&req.network_id).await? {
+                Some(name) => {
+                    self.ensure_profile(&name).await?;
+                    Some(name)
+                }
+                None => None,
+            }
         } else {
             None
         };
@@ -330,6 +337,7 @@ impl Driver {
             );
             return;
         };
+        self.remember_network_name(&network_id, &name);
         if let Err(e) = self.ensure_profile(&name).await {
             tracing::warn!(error = %e, network = name, "cannot create the network's profile; retried at its first CreateEndpoint");
         }
@@ -353,16 +361,56 @@ impl Driver {
 
     /// The network's name, from Docker.
     async fn network_name(&self, network_id: &Id) -> Result<String, DriverError> {
-        let inspect_error = |reason: String| DriverError::NetworkInspect {
-            network_id: network_id.to_string(),
-            reason,
-        };
-        self.inner
+        if let Some(name) = self.cached_network_name(network_id) {
+            return Ok(name);
+        }
+        let name = self
+            .inner
             .docker
             .network_name(network_id.as_str())
             .await
-            .map_err(inspect_error)?
-            .ok_or_else(|| inspect_error("Docker has no network with this ID".to_owned()))
+            .map_err(|reason| inspect_error(network_id, reason))?
+            .ok_or_else(|| no_such_network(network_id))?;
+        self.remember_network_name(network_id, &name);
+        Ok(name)
+    }
+
+    /// The network's name for `CreateEndpoint`, which must not wait on Docker: while dockerd
+    /// starts (restarting its containers) it calls the plugin before its API answers. A name
+    /// Docker cannot tell in time is `None`; the endpoint writer asks again once Docker answers.
+    async fn network_name_now(&self, network_id: &Id) -> Result<Option<String>, DriverError> {
+        if let Some(name) = self.cached_network_name(network_id) {
+            return Ok(Some(name));
+        }
+        let asked = self.inner.docker.network_name(network_id.as_str());
+        let reason = match tokio::time::timeout(DOCKER_ANSWER_TIMEOUT, asked).await {
+            Ok(Ok(Some(name))) => {
+                self.remember_network_name(network_id, &name);
+                return Ok(Some(name));
+            }
+            Ok(Ok(None)) => return Err(no_such_network(network_id)),
+            Ok(Err(reason)) => reason,
+            Err(_) => format!("no answer within {DOCKER_ANSWER_TIMEOUT:?}"),
+        };
+        tracing::warn!(%reason, "Docker cannot tell the network's name yet; the endpoint's profile is set once it can");
+        Ok(None)
+    }
+
+    fn cached_network_name(&self, network_id: &Id) -> Option<String> {
+        self.inner
+            .network_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(network_id)
+            .cloned()
+    }
+
+    fn remember_network_name(&self, network_id: &Id, name: &str) {
+        self.inner
+            .network_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(network_id.clone(), name.to_owned());
     }
 
     /// This node's workload endpoints for the endpoint (normally zero or one).
@@ -439,13 +487,27 @@ impl Driver {
                 "Docker did not show the endpoint's container in time; writing its workload endpoint without it"
             );
         }
+        let mut record = record;
+        if config.create_profiles && record.network_name.is_none() {
+            // CreateEndpoint came before Docker answered (a dockerd starting up).
+            match self.network_name(&record.network_id).await {
+                Ok(name) => match self.ensure_profile(&name).await {
+                    Ok(()) => record.network_name = Some(name),
+                    Err(e) => tracing::error!(error = %e, "cannot create the network's profile"),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot name the endpoint's network: it gets no profile")
+                }
+            }
+        }
         let wep =
             Resource::WorkloadEndpoint(workload_endpoint(config, &id, &record, container.as_ref()));
         // Held until the write is done, so DeleteEndpoint cannot come between check and write.
-        let endpoints = self.inner.endpoints.lock().await;
-        if !endpoints.contains_key(&id) {
+        let mut endpoints = self.inner.endpoints.lock().await;
+        let Some(state) = endpoints.get_mut(&id) else {
             return;
-        }
+        };
+        state.record.network_name.clone_from(&record.network_name);
         match self.inner.store.apply(&wep).await {
             Ok(()) => match wep.key() {
                 Ok(key) => tracing::info!(%key, "wrote workload endpoint"),
@@ -454,6 +516,17 @@ impl Driver {
             Err(e) => tracing::error!(error = %e, "cannot write the workload endpoint"),
         }
     }
+}
+
+fn inspect_error(network_id: &Id, reason: String) -> DriverError {
+    DriverError::NetworkInspect {
+        network_id: network_id.to_string(),
+        reason,
+    }
+}
+
+fn no_such_network(network_id: &Id) -> DriverError {
+    inspect_error(network_id, "Docker has no network with this ID".to_owned())
 }
 
 fn connected_route(destination: String) -> StaticRoute {

@@ -196,6 +196,31 @@ async fn join_writes_the_workload_endpoint_once_docker_shows_the_container() {
     assert!(h.profile("net1").await.is_some(), "the profile stays");
 }
 
+/// A starting dockerd calls CreateEndpoint for the containers it restarts before its API
+/// answers: the endpoint is created at once and gets its network's profile once Docker answers.
+#[tokio::test]
+async fn create_endpoint_does_not_wait_for_a_docker_that_does_not_answer_yet() {
+    let (h, docker) = harness_with_docker(config());
+    docker.add_network(NET, "net1");
+    docker.add_container(EP, CTR, "workload-A", &[]);
+    docker.unanswered_network_lookups.store(1, Ordering::SeqCst);
+    h.ok(
+        "NetworkDriver.CreateEndpoint",
+        create_endpoint("192.168.1.1/32", ""),
+    )
+    .await;
+    assert!(h.profile("net1").await.is_none());
+    h.ok("NetworkDriver.Join", join()).await;
+    h.driver.settle().await;
+    let weps = h.workload_endpoints().await;
+    assert_eq!(weps.len(), 1);
+    assert_eq!(weps[0].spec.profiles, vec!["net1".to_owned()]);
+    assert_eq!(
+        yaml(h.profile("net1").await.expect("profile")),
+        DEFAULT_PROFILE_YAML
+    );
+}
+
 #[tokio::test]
 async fn labels_are_copied_when_asked() {
     let mut config = config();

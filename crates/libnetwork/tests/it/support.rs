@@ -121,6 +121,8 @@ pub struct FakeDocker {
     invent_containers: bool,
     pub network_lookups: AtomicUsize,
     pub container_lookups: AtomicUsize,
+    /// Network lookups still to fail as an API that does not answer yet (a dockerd starting).
+    pub unanswered_network_lookups: AtomicUsize,
 }
 
 impl FakeDocker {
@@ -169,6 +171,12 @@ impl FakeDocker {
 impl DockerApi for FakeDocker {
     async fn network_name(&self, network_id: &str) -> Result<Option<String>, String> {
         self.network_lookups.fetch_add(1, Ordering::SeqCst);
+        let unanswered =
+            self.unanswered_network_lookups
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if unanswered.is_ok() {
+            return Err("Docker API GET /networks: no answer".into());
+        }
         let mut networks = lock(&self.networks);
         Ok(match networks.get_mut(network_id) {
             Some((_, hidden)) if *hidden > 0 => {
