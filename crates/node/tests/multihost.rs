@@ -1,6 +1,7 @@
-//! calico-node end to end on two simulated Docker hosts sharing etcd: BGP between the hosts'
-//! BIRDs (node-to-node mesh) carries workload traffic across hosts, and `calicoctl config set
-//! nodeToNodeMesh off|on` takes the sessions (and the routes) down and up again.
+//! calico-node end to end on two (and three) simulated Docker hosts sharing etcd: BGP between
+//! the hosts' BIRDs (node-to-node mesh, or global `bgpPeer`s with the mesh off) carries workload
+//! traffic across hosts; networks and names span hosts; concurrent starts never share an
+//! address; and BIRD, calico-node, etcd and dockerd faults lose nothing.
 //! Runs in the `e2e` nextest group (module `e2e_multihost`); see docs/harness.md.
 
 mod e2e_multihost {
@@ -8,6 +9,8 @@ mod e2e_multihost {
     use std::time::{Duration, Instant};
 
     use calico_testkit::cluster::{Cluster, Datastore, Host, Options};
+    use calico_testkit::truth;
+    use calico_testkit::verdict::{Probe, Verdict};
 
     const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -78,6 +81,54 @@ mod e2e_multihost {
             std::thread::sleep(Duration::from_millis(200));
         }
         eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
+    }
+
+    fn cluster(hosts: usize) -> Cluster {
+        Cluster::up(Options {
+            hosts,
+            datastore: Datastore::Etcd,
+            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
+            ..Options::default()
+        })
+    }
+
+    /// `docker network create` of Calico networks on `host`; waits until every other host has
+    /// them too.
+    fn networks(cluster: &Cluster, host: &Host, names: &[&str]) {
+        for name in names {
+            host.docker_ok(&[
+                "network",
+                "create",
+                "--driver",
+                "calico",
+                "--ipam-driver",
+                "calico-ipam",
+                name,
+            ]);
+        }
+        for other in cluster.hosts() {
+            wait_for(
+                cluster,
+                SESSION_TIMEOUT,
+                "the networks on every host",
+                || names.iter().all(|n| has_network(&other, n)),
+            );
+        }
+    }
+
+    fn run(host: &Host, name: &str, network: &str) {
+        host.docker_ok(&["run", "--net", network, "--name", name, "-tid", "busybox"]);
+    }
+
+    /// Every host has an Established mesh session with every other host.
+    fn full_mesh(cluster: &Cluster) -> bool {
+        cluster.hosts().all(|h| {
+            let status = node_status(&h);
+            cluster
+                .hosts()
+                .filter(|o| o.index() != h.index())
+                .all(|o| established_with(&status, &o.ip().to_string()))
+        })
     }
 
     #[test]
@@ -164,6 +215,33 @@ mod e2e_multihost {
             bird_routes(&h1)
         );
 
+        // Mesh off, global peers between the two hosts: traffic comes back over them.
+        let peers = format!(
+            "- apiVersion: v1\n  kind: bgpPeer\n  metadata:\n    peerIP: {ip1}\n    scope: global\n  spec:\n    asNumber: 64512\n\
+             - apiVersion: v1\n  kind: bgpPeer\n  metadata:\n    peerIP: {ip2}\n    scope: global\n  spec:\n    asNumber: 64512\n"
+        );
+        cluster.calicoctl_ok(&["create", "-f", "-"], Some(&peers));
+        let global_up = |h: &Host, peer: &str| {
+            node_status(h).lines().any(|l| {
+                l.contains(&format!("| {peer} "))
+                    && l.contains("| global ")
+                    && l.contains("Established")
+            })
+        };
+        wait_for(
+            &cluster,
+            SESSION_TIMEOUT,
+            "global peers Established",
+            || global_up(&h1, &ip2) && global_up(&h2, &ip1),
+        );
+        wait_for(
+            &cluster,
+            SESSION_TIMEOUT,
+            "A pings E over global peers",
+            || ping(&h1, "workload-A", &e_ip),
+        );
+        cluster.calicoctl_ok(&["delete", "-f", "-"], Some(&peers));
+
         cluster.calicoctl_ok(&["config", "set", "nodeToNodeMesh", "on"], None);
         wait_for(&cluster, SESSION_TIMEOUT, "mesh sessions back", sessions_up);
         wait_for(&cluster, SESSION_TIMEOUT, "A pings E again", || {
@@ -209,12 +287,17 @@ mod e2e_multihost {
             h2.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
         }
         h1.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-C.net1"]);
-        let e_ip = ip_of(&h2, "workload-E", "net1");
         let d_ip = ip_of(&h2, "workload-D", "net3");
         let b_ip = ip_of(&h1, "workload-B", "net2");
         wait_for(&cluster, SESSION_TIMEOUT, "A pings E across hosts", || {
-            ping(&h1, "workload-A", &e_ip)
+            ping(&h1, "workload-A", "workload-E.net1")
         });
+        // The tutorial's command, by name across hosts (calico-node's DNS on calico-01).
+        h1.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-E.net1"]);
+        h2.docker_ok(&["exec", "workload-E", "ping", "-c", "4", "workload-A.net1"]);
+        // A name under a Calico network that no container has fails at once.
+        let ghost = h1.docker(&["exec", "workload-A", "nslookup", "ghost.net1"]);
+        assert!(!String::from_utf8_lossy(&ghost.stdout).contains("Address 1: 192.168."));
         assert!(!ping(&h1, "workload-A", &b_ip), "A reached B");
         assert!(!ping(&h1, "workload-A", &d_ip), "A reached D across hosts");
         let a_ip = ip_of(&h1, "workload-A", "net1");
@@ -230,6 +313,283 @@ mod e2e_multihost {
             std::thread::sleep(Duration::from_millis(250));
         }
         assert!(has_network(&h1, "net3"));
+        cluster.down();
+    }
+
+    #[test]
+    fn three_hosts_mesh_and_reach_each_other() {
+        let cluster = cluster(3);
+        networks(&cluster, &cluster.host(1), &["net1"]);
+        let names = ["w1", "w2", "w3"];
+        for (k, name) in names.iter().enumerate() {
+            run(&cluster.host(k + 1), name, "net1");
+        }
+        wait_for(&cluster, SESSION_TIMEOUT, "a full mesh of 3", || {
+            full_mesh(&cluster)
+        });
+        let placed: Vec<(&str, usize)> = names.iter().zip(1..).map(|(n, k)| (*n, k)).collect();
+        let mut table = Vec::new();
+        for from in names {
+            for to in names.iter().filter(|to| **to != from) {
+                table.push((Probe::icmp(from, to), Verdict::Allow));
+            }
+        }
+        truth::check_within(&cluster, &placed, &table, SESSION_TIMEOUT);
+        cluster.down();
+    }
+
+    #[test]
+    fn fifty_containers_at_once_on_each_host_get_distinct_addresses_from_own_blocks() {
+        const PER_HOST: usize = 50;
+        const THREADS_PER_HOST: usize = 10;
+        let cluster = cluster(2);
+        networks(&cluster, &cluster.host(1), &["net1"]);
+        std::thread::scope(|s| {
+            for k in 1..=2 {
+                for t in 0..THREADS_PER_HOST {
+                    let cluster = &cluster;
+                    s.spawn(move || {
+                        let host = cluster.host(k);
+                        for i in (t..PER_HOST).step_by(THREADS_PER_HOST) {
+                            host.docker_ok(&[
+                                "run",
+                                "-d",
+                                "--net",
+                                "net1",
+                                "--name",
+                                &format!("c{k}-{i:02}"),
+                                "busybox",
+                                "sleep",
+                                "3600",
+                            ]);
+                        }
+                    });
+                }
+            }
+        });
+        let mut seen = std::collections::HashMap::new();
+        let mut blocks = [
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        ];
+        for host in cluster.hosts() {
+            let listing =
+                host.docker_ok(&["ps", "--format", "{{.Names}}", "--filter", "status=running"]);
+            assert_eq!(listing.lines().count(), PER_HOST, "{listing}");
+            for name in listing.lines() {
+                let ip = ip_of(&host, name, "net1");
+                if let Some(other) = seen.insert(ip.clone(), name.to_string()) {
+                    panic!("{ip} was given to both {other} and {name}");
+                }
+                let shown = cluster.calicoctl_ok(&["ipam", "show", "--ip", &ip], None);
+                assert!(
+                    shown.contains(&format!("node: {}", host.name())),
+                    "{name} on {}: {shown}",
+                    host.name()
+                );
+                let block = shown
+                    .split_whitespace()
+                    .skip_while(|w| *w != "block")
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("no block in {shown:?}"))
+                    .to_string();
+                blocks[host.index() - 1].insert(block);
+            }
+        }
+        assert_eq!(seen.len(), 2 * PER_HOST);
+        assert!(
+            blocks[0].is_disjoint(&blocks[1]),
+            "the hosts share blocks: {blocks:?}"
+        );
+        let weps = cluster.calicoctl_ok(&["get", "wep"], None);
+        assert_eq!(
+            weps.lines().filter(|l| l.contains("libnetwork")).count(),
+            2 * PER_HOST,
+            "{weps}"
+        );
+        cluster.down();
+    }
+
+    /// The containers of [`fault_cluster`] and where they run.
+    const FAULT_PLACED: [(&str, usize); 3] =
+        [("workload-A", 1), ("workload-E", 2), ("workload-X", 2)];
+
+    /// Two hosts with A (net1) on calico-01, E (net1) and X (net2) on calico-02 and the mesh
+    /// up; returns the verdicts that must hold between them.
+    fn fault_cluster() -> (Cluster, Vec<(Probe, Verdict)>) {
+        let cluster = cluster(2);
+        networks(&cluster, &cluster.host(1), &["net1", "net2"]);
+        run(&cluster.host(1), "workload-A", "net1");
+        run(&cluster.host(2), "workload-E", "net1");
+        run(&cluster.host(2), "workload-X", "net2");
+        let table = vec![
+            (Probe::tcp("workload-A", "workload-E", 8080), Verdict::Allow),
+            (Probe::icmp("workload-E", "workload-A"), Verdict::Allow),
+            (Probe::icmp("workload-A", "workload-X"), Verdict::Deny),
+            (Probe::tcp("workload-X", "workload-A", 8080), Verdict::Deny),
+        ];
+        wait_for(&cluster, SESSION_TIMEOUT, "the mesh", || {
+            full_mesh(&cluster)
+        });
+        (cluster, table)
+    }
+
+    #[test]
+    fn killed_bird_and_restarted_calico_node_keep_cross_host_traffic() {
+        let (cluster, table) = fault_cluster();
+        let placed = FAULT_PLACED;
+        let (h1, h2) = (cluster.host(1), cluster.host(2));
+        let _listeners = truth::start_listeners(&cluster, &placed, &[8080], &[]);
+        truth::check_within(&cluster, &placed, &table, SESSION_TIMEOUT);
+
+        // BIRD killed on calico-02: calico-node starts another, the routes stay or come back.
+        let old = h2.bird_pid().expect("calico-02 runs BIRD");
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &old.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        wait_for(&cluster, SESSION_TIMEOUT, "a new BIRD on calico-02", || {
+            h2.bird_pid().is_some_and(|pid| pid != old)
+        });
+        wait_for(&cluster, SESSION_TIMEOUT, "the mesh back", || {
+            full_mesh(&cluster)
+        });
+        truth::check_within(&cluster, &placed, &table, SESSION_TIMEOUT);
+
+        // calico-node restarted on calico-02: traffic and policy hold while it is down, and
+        // calico-01 is untouched (same BIRD, same nftables table).
+        let table_of = |h: &Host| h.exec_ok(&["nft", "-a", "list", "table", "inet", "calico"]);
+        let h1_table = table_of(&h1);
+        let h1_bird = h1.bird_pid();
+        h2.node_stop();
+        truth::check(&cluster, &placed, &table);
+        h2.node_start();
+        wait_for(
+            &cluster,
+            SESSION_TIMEOUT,
+            "the mesh after the restart",
+            || full_mesh(&cluster),
+        );
+        truth::check(&cluster, &placed, &table);
+        assert_eq!(table_of(&h1), h1_table, "calico-01's table changed");
+        assert_eq!(h1.bird_pid(), h1_bird, "calico-01's BIRD restarted");
+        cluster.down();
+    }
+
+    #[test]
+    fn etcd_down_for_30_s_keeps_traffic_and_policy_and_everything_resumes() {
+        const OUTAGE: Duration = Duration::from_secs(30);
+        let (cluster, table) = fault_cluster();
+        let placed = FAULT_PLACED;
+        let (h1, h2) = (cluster.host(1), cluster.host(2));
+        let _listeners = truth::start_listeners(&cluster, &placed, &[8080], &[]);
+        truth::check_within(&cluster, &placed, &table, SESSION_TIMEOUT);
+
+        cluster.etcd_stop();
+        let since = Instant::now();
+        let refused = h1.docker(&["run", "--net", "net1", "--name", "late", "-tid", "busybox"]);
+        assert!(!refused.status.success(), "docker run worked without etcd");
+        let why = String::from_utf8_lossy(&refused.stderr).to_string();
+        assert!(why.contains("datastore"), "unclear error: {why}");
+        while since.elapsed() < OUTAGE {
+            truth::check(&cluster, &placed, &table);
+        }
+        cluster.etcd_start();
+
+        // Back: new containers start and are reachable across hosts; policy follows changes.
+        h1.docker(&["rm", "-f", "late"]);
+        let mut attempt = 0;
+        wait_for(
+            &cluster,
+            SESSION_TIMEOUT,
+            "docker run to work again",
+            || {
+                attempt += 1;
+                let name = format!("late-{attempt}");
+                let out = h1.docker(&["run", "--net", "net1", "--name", &name, "-tid", "busybox"]);
+                if !out.status.success() {
+                    h1.docker(&["rm", "-f", &name]);
+                }
+                out.status.success()
+            },
+        );
+        let late = format!("late-{attempt}");
+        let mut placed = placed.to_vec();
+        placed.push((late.as_str(), 1));
+        let mut table = table.clone();
+        table.push((Probe::icmp("workload-E", &late), Verdict::Allow));
+        table.push((Probe::icmp("workload-X", &late), Verdict::Deny));
+        truth::check_within(&cluster, &placed, &table, SESSION_TIMEOUT);
+        cluster.calicoctl_ok(
+            &["apply", "-f", "-"],
+            Some(
+                "- apiVersion: v1\n  kind: profile\n  metadata:\n    name: net2\n  spec:\n    ingress:\n    - action: allow\n    egress:\n    - action: allow\n",
+            ),
+        );
+        truth::check_within(
+            &cluster,
+            &placed,
+            &[(Probe::icmp("workload-A", "workload-X"), Verdict::Allow)],
+            SESSION_TIMEOUT,
+        );
+        assert!(h2.node_pid().is_some(), "calico-node on calico-02 died");
+        cluster.down();
+    }
+
+    #[test]
+    fn dockerd_restart_reconciles_its_endpoints() {
+        let (cluster, table) = fault_cluster();
+        let placed = FAULT_PLACED;
+        let (h1, h2) = (cluster.host(1), cluster.host(2));
+        truth::check_within(
+            &cluster,
+            &placed,
+            &[(Probe::icmp("workload-E", "workload-A"), Verdict::Allow)],
+            SESSION_TIMEOUT,
+        );
+        h2.docker_ok(&[
+            "run",
+            "--restart",
+            "always",
+            "--net",
+            "net1",
+            "--name",
+            "workload-R",
+            "-tid",
+            "busybox",
+        ]);
+        let old: Vec<String> = ["workload-E", "workload-R"]
+            .iter()
+            .map(|c| ip_of(&h2, c, "net1"))
+            .chain([ip_of(&h2, "workload-X", "net2")])
+            .collect();
+
+        h2.dockerd_restart();
+        // E and X stay stopped, R comes back: only R has an endpoint and an address.
+        wait_for(
+            &cluster,
+            SESSION_TIMEOUT,
+            "calico-02's endpoints reconciled",
+            || {
+                let weps = cluster.calicoctl_ok(&["get", "wep", "--node", "calico-02"], None);
+                let ours: Vec<&str> = weps.lines().filter(|l| l.contains("libnetwork")).collect();
+                ours.len() == 1 && ours[0].contains("workload-R")
+            },
+        );
+        let r_ip = ip_of(&h2, "workload-R", "net1");
+        for ip in &old {
+            let shown = cluster.calicoctl_ok(&["ipam", "show", "--ip", ip], None);
+            assert!(
+                *ip == r_ip || shown.contains("is not assigned"),
+                "{ip} is still assigned after its container stopped: {shown}"
+            );
+        }
+        h2.docker_ok(&["start", "workload-E"]);
+        let e_ip = ip_of(&h2, "workload-E", "net1");
+        wait_for(&cluster, SESSION_TIMEOUT, "A pings E and R again", || {
+            ping(&h1, "workload-A", &e_ip) && ping(&h1, "workload-A", &r_ip)
+        });
         cluster.down();
     }
 }

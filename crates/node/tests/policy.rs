@@ -11,6 +11,8 @@ mod e2e {
     use calico_testkit::verdict::{Probe, Verdict, World};
 
     const TCP_PORTS: [u16; 2] = [3306, 8080];
+    /// How long BGP may take to bring routes between hosts (sessions, then the kernel scan).
+    const ROUTES_TIMEOUT: Duration = Duration::from_secs(60);
     const UDP_PORT: u16 = 5353;
 
     fn one_host() -> Cluster {
@@ -22,7 +24,8 @@ mod e2e {
         })
     }
 
-    fn network(host: &Host, name: &str) {
+    /// Creates a Calico network on `host`; waits until every host of the cluster has it.
+    fn network(cluster: &Cluster, host: &Host, name: &str) {
         host.docker_ok(&[
             "network",
             "create",
@@ -32,12 +35,23 @@ mod e2e {
             "calico-ipam",
             name,
         ]);
+        for other in cluster.hosts() {
+            wait_until(ROUTES_TIMEOUT, "the network on every host", || {
+                other
+                    .docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+                    .lines()
+                    .any(|n| n == name)
+            });
+        }
     }
 
-    /// Starts containers (name, network) and waits until calicoctl shows all their endpoints.
-    fn containers(cluster: &Cluster, host: &Host, specs: &[(&str, &str)]) {
+    /// Starts containers (name, network), each on host `host_of(name)`, and waits until
+    /// calicoctl shows all their endpoints.
+    fn containers(cluster: &Cluster, host_of: fn(&str) -> usize, specs: &[(&str, &str)]) {
         for (name, net) in specs {
-            host.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+            cluster
+                .host(host_of(name))
+                .docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
         }
         wait_until(Duration::from_secs(20), "every workload endpoint", || {
             let weps = cluster.calicoctl_ok(&["get", "wep"], None);
@@ -79,11 +93,11 @@ mod e2e {
         let cluster = one_host();
         let h = cluster.host(1);
         for net in ["net1", "net2", "net3"] {
-            network(&h, net);
+            network(&cluster, &h, net);
         }
         containers(
             &cluster,
-            &h,
+            |_| 1,
             &[
                 ("workload-A", "net1"),
                 ("workload-B", "net2"),
@@ -130,13 +144,38 @@ mod e2e {
 
     #[test]
     fn security_using_calico_profiles_and_policy() {
-        let cluster = one_host();
+        profiles_and_policy_tutorial(&one_host(), |_| 1);
+    }
+
+    /// The same tutorial with frontends, databases and backups spread over two hosts (networks
+    /// created on calico-01 only): the same verdicts.
+    #[test]
+    fn security_using_calico_profiles_and_policy_across_hosts() {
+        let cluster = Cluster::up(Options {
+            hosts: 2,
+            datastore: Datastore::Etcd,
+            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
+            ..Options::default()
+        });
+        profiles_and_policy_tutorial(&cluster, |name| match name {
+            "db1" | "fe2" | "dbb1" => 1,
+            _ => 2,
+        });
+    }
+
+    /// "Security using Calico Profiles and Policy": rules in profiles, then labels in profiles
+    /// and rules in policies, then the multiple-networks extension; `host_of` places each
+    /// container.
+    fn profiles_and_policy_tutorial(cluster: &Cluster, host_of: fn(&str) -> usize) {
         let h = cluster.host(1);
-        network(&h, "database");
-        network(&h, "frontend");
+        let place = |names: &[&'static str]| -> Vec<(&'static str, usize)> {
+            names.iter().map(|n| (*n, host_of(n))).collect()
+        };
+        network(cluster, &h, "database");
+        network(cluster, &h, "frontend");
         containers(
-            &cluster,
-            &h,
+            cluster,
+            host_of,
             &[
                 ("db1", "database"),
                 ("db2", "database"),
@@ -145,37 +184,52 @@ mod e2e {
             ],
         );
         let names = ["db1", "db2", "fe1", "fe2"];
-        let placed = on_host(&names);
-        let _listeners = truth::start_listeners(&cluster, &placed, &TCP_PORTS, &[UDP_PORT]);
+        let placed = place(&names);
+        let _listeners = truth::start_listeners(cluster, &placed, &TCP_PORTS, &[UDP_PORT]);
 
-        // a) rules in the profiles
+        // a) rules in the profiles (the first check waits for routes between hosts)
         let applied = cluster.calicoctl_ok(&["apply", "-f", "-"], Some(PROFILES_WITH_RULES));
         assert_eq!(applied, "Successfully applied 2 'profile' resource(s)");
-        truth::check(&cluster, &placed, &tutorial_expectations());
-        truth::check(
-            &cluster,
-            &placed,
-            &world(&cluster).table(&all_probes(&names)),
-        );
+        truth::check_within(cluster, &placed, &tutorial_expectations(), ROUTES_TIMEOUT);
+        truth::check(cluster, &placed, &world(cluster).table(&all_probes(&names)));
 
         // b) labels in the profiles, rules in two global policies
         cluster.calicoctl_ok(&["apply", "-f", "-"], Some(PROFILES_WITH_LABELS));
         let created = cluster.calicoctl_ok(&["create", "-f", "-"], Some(POLICIES));
         assert_eq!(created, "Successfully created 2 'policy' resource(s)");
-        truth::check(&cluster, &placed, &tutorial_expectations());
-        truth::check(
-            &cluster,
-            &placed,
-            &world(&cluster).table(&all_probes(&names)),
-        );
+        truth::check(cluster, &placed, &tutorial_expectations());
+        truth::check(cluster, &placed, &world(cluster).table(&all_probes(&names)));
 
         // Multiple networks: backups, and database-backup for databases that back up.
-        network(&h, "backups");
-        network(&h, "database-backup");
-        cluster.calicoctl_ok(
-            &["apply", "-f", "-"],
-            Some(
-                "\
+        network(cluster, &h, "backups");
+        network(cluster, &h, "database-backup");
+        cluster.calicoctl_ok(&["apply", "-f", "-"], Some(BACKUP_PROFILES_AND_POLICY));
+        containers(
+            cluster,
+            host_of,
+            &[("bk1", "backups"), ("dbb1", "database-backup")],
+        );
+        let names = ["db1", "fe1", "bk1", "dbb1"];
+        let placed = place(&names);
+        let _more =
+            truth::start_listeners(cluster, &place(&["bk1", "dbb1"]), &TCP_PORTS, &[UDP_PORT]);
+        truth::check(
+            cluster,
+            &placed,
+            &[
+                (Probe::tcp("fe1", "dbb1", 3306), Verdict::Allow),
+                (Probe::tcp("fe1", "dbb1", 8080), Verdict::Deny),
+                (Probe::icmp("dbb1", "bk1"), Verdict::Allow),
+                (Probe::icmp("bk1", "dbb1"), Verdict::Allow),
+                (Probe::icmp("dbb1", "db1"), Verdict::Allow),
+                (Probe::icmp("bk1", "db1"), Verdict::Deny),
+                (Probe::icmp("fe1", "bk1"), Verdict::Deny),
+            ],
+        );
+        truth::check(cluster, &placed, &world(cluster).table(&all_probes(&names)));
+    }
+
+    const BACKUP_PROFILES_AND_POLICY: &str = "\
 - apiVersion: v1
   kind: profile
   metadata:
@@ -203,41 +257,7 @@ mod e2e {
     - action: allow
       destination:
         selector: backup == 'true'
-",
-            ),
-        );
-        containers(
-            &cluster,
-            &h,
-            &[("bk1", "backups"), ("dbb1", "database-backup")],
-        );
-        let names = ["db1", "fe1", "bk1", "dbb1"];
-        let placed = on_host(&names);
-        let _more = truth::start_listeners(
-            &cluster,
-            &on_host(&["bk1", "dbb1"]),
-            &TCP_PORTS,
-            &[UDP_PORT],
-        );
-        truth::check(
-            &cluster,
-            &placed,
-            &[
-                (Probe::tcp("fe1", "dbb1", 3306), Verdict::Allow),
-                (Probe::tcp("fe1", "dbb1", 8080), Verdict::Deny),
-                (Probe::icmp("dbb1", "bk1"), Verdict::Allow),
-                (Probe::icmp("bk1", "dbb1"), Verdict::Allow),
-                (Probe::icmp("dbb1", "db1"), Verdict::Allow),
-                (Probe::icmp("bk1", "db1"), Verdict::Deny),
-                (Probe::icmp("fe1", "bk1"), Verdict::Deny),
-            ],
-        );
-        truth::check(
-            &cluster,
-            &placed,
-            &world(&cluster).table(&all_probes(&names)),
-        );
-    }
+";
 }
 
 mod e2e_faults {
