@@ -188,7 +188,11 @@ mod tests {
         assert_eq!(c.bird_socket, PathBuf::from("/var/run/calico/bird.ctl"));
         assert_eq!(c.routing_refresh_interval, Duration::from_secs(30));
         assert!(c.dns);
-        assert!(!config(&[("NODENAME", "n"), ("CALICO_DNS", "false")]).unwrap().dns);
+        assert!(
+            !config(&[("NODENAME", "n"), ("CALICO_DNS", "false")])
+                .unwrap()
+                .dns
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ async fn follow(ds: Arc<dyn Datastore>, names: Arc<RwLock<Names>>) {
 
 async fn sync_and_follow(ds: &dyn Datastore, names: &RwLock<Names>) -> Result<()> {
     let prefix = kind_prefix(Kind::WorkloadEndpoint);
-    let listing = ds.list(&prefix).await.context("listing workload endpoints")?;
+    let listing = ds
+        .list(&prefix)
+        .await
+        .context("listing workload endpoints")?;
     let mut fresh = Names::new();
     for kv in &listing.items {
         upsert(&mut fresh, kv);
@@ -64,7 +67,9 @@ async fn sync_and_follow(ds: &dyn Datastore, names: &RwLock<Names>) -> Result<()
         .await
         .context("watching workload endpoints")?;
     while let Some(event) = watch.next().await {
-        let mut table = names.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut table = names
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match event {
             WatchEvent::Put(kv) => upsert(&mut table, &kv),
             WatchEvent::Delete { key, .. } => table.remove(&key),
@@ -75,7 +80,9 @@ async fn sync_and_follow(ds: &dyn Datastore, names: &RwLock<Names>) -> Result<()
 }
 
 fn replace(names: &RwLock<Names>, fresh: Names) {
-    *names.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+    *names
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
 }
 
 /// Records one stored endpoint under its key; an unreadable one answers nothing.
