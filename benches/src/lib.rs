@@ -4,7 +4,12 @@
 //!
 //! The binaries (see `BENCHMARKS.md` for the commands and the figures):
 //! - `calc-nft-scale`: calculation graph + nftables rendering and `nft` apply at scale;
-//! - `policy-convergence`: time from `calicoctl apply` returning to the new verdict on the wire.
+//! - `policy-convergence`: time from `calicoctl apply` returning to the new verdict on the wire,
+//!   on one host or on several;
+//! - `run-to-reachable`: time from `docker run` returning to the new container answering from
+//!   another host.
+
+pub mod tcp_probe;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
