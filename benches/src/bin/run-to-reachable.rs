@@ -61,7 +61,16 @@ fn main() {
         let out = Command::new(&docker[0])
             .args(&docker[1..])
             .args(["--ip", &ip.to_string(), "--name", &format!("{prefix}{run}")])
-            .args(["busybox", "nc", "-ll", "-p", &port.to_string(), "-e", "echo", "ok"])
+            .args([
+                "busybox",
+                "nc",
+                "-ll",
+                "-p",
+                &port.to_string(),
+                "-e",
+                "echo",
+                "ok",
+            ])
             .output()
             .expect("docker runs");
         let back = t0.elapsed();
@@ -78,7 +87,11 @@ fn main() {
         returned.push(back);
         match outcome.latency {
             Some(l) => {
-                let after = if after_return { l } else { l.saturating_sub(back) };
+                let after = if after_return {
+                    l
+                } else {
+                    l.saturating_sub(back)
+                };
                 reachable.push(after);
                 println!(
                     "run {run:3}: {ip} docker run returned after {} ms, reachable {} ms after that",
@@ -109,7 +122,10 @@ fn main() {
         );
     };
     println!("---");
-    line("reachable from the prober after docker run returned", &reachable);
+    line(
+        "reachable from the prober after docker run returned",
+        &reachable,
+    );
     line("docker run itself", &returned);
     println!("not reachable: {failed}");
 }

@@ -226,7 +226,10 @@ fn three_hosts_share_one_fabric_and_etcd_and_dockerd_restarts() {
         Some("- apiVersion: v1\n  kind: profile\n  metadata:\n    name: survives\n"),
     );
     cluster.etcd_stop();
-    assert!(!cluster.calicoctl(&["get", "profiles"], None).status.success());
+    assert!(!cluster
+        .calicoctl(&["get", "profiles"], None)
+        .status
+        .success());
     cluster.etcd_start();
     let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
     assert!(profiles.contains("survives"), "{profiles}");
