@@ -242,6 +242,23 @@ impl Stats {
     }
 }
 
+/// `what: n=… median … ms, p90 …, p99 …, min …, max …` (or `what: no samples`).
+pub fn stats_line(what: &str, samples: &[Duration]) -> String {
+    if samples.is_empty() {
+        return format!("{what}: no samples");
+    }
+    let s = Stats::of(samples);
+    format!(
+        "{what}: n={} median {} ms, p90 {} ms, p99 {} ms, min {} ms, max {} ms",
+        s.n,
+        ms(s.median),
+        ms(s.p90),
+        ms(s.p99),
+        ms(s.min),
+        ms(s.max)
+    )
+}
+
 /// Milliseconds with three decimals.
 pub fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)

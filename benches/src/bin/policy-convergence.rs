@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use calico_bench::tcp_probe::{Prober, GIVE_UP};
-use calico_bench::{mix, ms, Stats};
+use calico_bench::{mix, ms, stats_line};
 
 fn policy_yaml(selector: &str, port: u16, action: &str) -> String {
     format!(
@@ -156,22 +156,7 @@ fn main() {
     }
     probers.into_iter().for_each(Prober::stop);
 
-    let line = |what: &str, v: &[Duration]| {
-        if v.is_empty() {
-            println!("{what}: no samples");
-            return;
-        }
-        let s = Stats::of(v);
-        println!(
-            "{what}: n={} median {} ms, p90 {} ms, p99 {} ms, min {} ms, max {} ms",
-            s.n,
-            ms(s.median),
-            ms(s.p90),
-            ms(s.p99),
-            ms(s.min),
-            ms(s.max)
-        );
-    };
+    let line = |what: &str, v: &[Duration]| println!("{}", stats_line(what, v));
     println!("---");
     line(
         "convergence after calicoctl apply returned (slowest probe), all changes",

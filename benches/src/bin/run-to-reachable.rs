@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use calico_bench::tcp_probe::{Prober, GIVE_UP};
-use calico_bench::{ms, Stats};
+use calico_bench::{ms, stats_line};
 
 fn main() {
     let mut pid = None;
@@ -105,22 +105,7 @@ fn main() {
             }
         }
     }
-    let line = |what: &str, v: &[Duration]| {
-        if v.is_empty() {
-            println!("{what}: no samples");
-            return;
-        }
-        let s = Stats::of(v);
-        println!(
-            "{what}: n={} median {} ms, p90 {} ms, p99 {} ms, min {} ms, max {} ms",
-            s.n,
-            ms(s.median),
-            ms(s.p90),
-            ms(s.p99),
-            ms(s.min),
-            ms(s.max)
-        );
-    };
+    let line = |what: &str, v: &[Duration]| println!("{}", stats_line(what, v));
     println!("---");
     line(
         "reachable from the prober after docker run returned",
