@@ -92,30 +92,6 @@ mod e2e_multihost {
         })
     }
 
-    /// `docker network create` of Calico networks on `host`; waits until every other host has
-    /// them too.
-    fn networks(cluster: &Cluster, host: &Host, names: &[&str]) {
-        for name in names {
-            host.docker_ok(&[
-                "network",
-                "create",
-                "--driver",
-                "calico",
-                "--ipam-driver",
-                "calico-ipam",
-                name,
-            ]);
-        }
-        for other in cluster.hosts() {
-            wait_for(
-                cluster,
-                SESSION_TIMEOUT,
-                "the networks on every host",
-                || names.iter().all(|n| has_network(&other, n)),
-            );
-        }
-    }
-
     fn run(host: &Host, name: &str, network: &str) {
         host.docker_ok(&["run", "--net", network, "--name", name, "-tid", "busybox"]);
     }
@@ -319,7 +295,7 @@ mod e2e_multihost {
     #[test]
     fn three_hosts_mesh_and_reach_each_other() {
         let cluster = cluster(3);
-        networks(&cluster, &cluster.host(1), &["net1"]);
+        cluster.create_calico_network(1, "net1");
         let names = ["w1", "w2", "w3"];
         for (k, name) in names.iter().enumerate() {
             run(&cluster.host(k + 1), name, "net1");
@@ -343,7 +319,7 @@ mod e2e_multihost {
         const PER_HOST: usize = 50;
         const THREADS_PER_HOST: usize = 10;
         let cluster = cluster(2);
-        networks(&cluster, &cluster.host(1), &["net1"]);
+        cluster.create_calico_network(1, "net1");
         std::thread::scope(|s| {
             for k in 1..=2 {
                 for t in 0..THREADS_PER_HOST {
@@ -418,7 +394,8 @@ mod e2e_multihost {
     /// up; returns the verdicts that must hold between them.
     fn fault_cluster() -> (Cluster, Vec<(Probe, Verdict)>) {
         let cluster = cluster(2);
-        networks(&cluster, &cluster.host(1), &["net1", "net2"]);
+        cluster.create_calico_network(1, "net1");
+        cluster.create_calico_network(1, "net2");
         run(&cluster.host(1), "workload-A", "net1");
         run(&cluster.host(2), "workload-E", "net1");
         run(&cluster.host(2), "workload-X", "net2");

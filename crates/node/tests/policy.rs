@@ -5,7 +5,7 @@ mod e2e {
     use std::time::Duration;
 
     use calico_model::codec;
-    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host, Options};
+    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
     use calico_testkit::truth;
     use calico_testkit::tutorial::{POLICIES, PROFILES_WITH_LABELS, PROFILES_WITH_RULES};
     use calico_testkit::verdict::{Probe, Verdict, World};
@@ -22,27 +22,6 @@ mod e2e {
             calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
             ..Options::default()
         })
-    }
-
-    /// Creates a Calico network on `host`; waits until every host of the cluster has it.
-    fn network(cluster: &Cluster, host: &Host, name: &str) {
-        host.docker_ok(&[
-            "network",
-            "create",
-            "--driver",
-            "calico",
-            "--ipam-driver",
-            "calico-ipam",
-            name,
-        ]);
-        for other in cluster.hosts() {
-            wait_until(ROUTES_TIMEOUT, "the network on every host", || {
-                other
-                    .docker_ok(&["network", "ls", "--format", "{{.Name}}"])
-                    .lines()
-                    .any(|n| n == name)
-            });
-        }
     }
 
     /// Starts containers (name, network), each on host `host_of(name)`, and waits until
@@ -93,7 +72,7 @@ mod e2e {
         let cluster = one_host();
         let h = cluster.host(1);
         for net in ["net1", "net2", "net3"] {
-            network(&cluster, &h, net);
+            cluster.create_calico_network(1, net);
         }
         containers(
             &cluster,
@@ -167,12 +146,11 @@ mod e2e {
     /// and rules in policies, then the multiple-networks extension; `host_of` places each
     /// container.
     fn profiles_and_policy_tutorial(cluster: &Cluster, host_of: fn(&str) -> usize) {
-        let h = cluster.host(1);
         let place = |names: &[&'static str]| -> Vec<(&'static str, usize)> {
             names.iter().map(|n| (*n, host_of(n))).collect()
         };
-        network(cluster, &h, "database");
-        network(cluster, &h, "frontend");
+        cluster.create_calico_network(1, "database");
+        cluster.create_calico_network(1, "frontend");
         containers(
             cluster,
             host_of,
@@ -201,8 +179,8 @@ mod e2e {
         truth::check(cluster, &placed, &world(cluster).table(&all_probes(&names)));
 
         // Multiple networks: backups, and database-backup for databases that back up.
-        network(cluster, &h, "backups");
-        network(cluster, &h, "database-backup");
+        cluster.create_calico_network(1, "backups");
+        cluster.create_calico_network(1, "database-backup");
         cluster.calicoctl_ok(&["apply", "-f", "-"], Some(BACKUP_PROFILES_AND_POLICY));
         containers(
             cluster,

@@ -28,6 +28,8 @@ pub const DATA_ROOT: &str = "/var/lib/calico-harness";
 /// The docker CLI the harness drives: the 20.10 one from Debian's docker.io, whose API version
 /// matches dockerd (a newer CLI at /usr/local/bin/docker refuses some flags, e.g. --mac-address).
 pub const DOCKER: &str = "/usr/bin/docker";
+/// How long a Calico network created on one host may take to appear on the others.
+pub const NETWORK_SHARING_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest any single command run through the harness may take before the test fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -278,6 +280,28 @@ impl Cluster {
             }
         }
         out
+    }
+
+    /// `docker network create --driver calico --ipam-driver calico-ipam NAME` on host `k`, then
+    /// waits until every host's dockerd lists the network (calico-node shares Calico networks
+    /// between hosts through the datastore).
+    pub fn create_calico_network(&self, k: usize, name: &str) {
+        self.host(k).docker_ok(&[
+            "network",
+            "create",
+            "--driver",
+            "calico",
+            "--ipam-driver",
+            "calico-ipam",
+            name,
+        ]);
+        for host in self.hosts() {
+            wait_until(NETWORK_SHARING_TIMEOUT, "the network on every host", || {
+                host.docker_ok(&["network", "ls", "--format", "{{.Name}}"])
+                    .lines()
+                    .any(|n| n == name)
+            });
+        }
     }
 
     /// Stops etcd (SIGTERM; its data stays).
