@@ -359,35 +359,21 @@ impl Driver {
         }
     }
 
-    /// The network's name, from Docker.
+    /// The network's name (Docker's answer is remembered: IDs survive dockerd restarts).
     async fn network_name(&self, network_id: &Id) -> Result<String, DriverError> {
-        if let Some(name) = self.cached_network_name(network_id) {
-            return Ok(name);
-        }
-        let name = self
-            .inner
-            .docker
-            .network_name(network_id.as_str())
+        self.lookup_network_name(network_id)
             .await
             .map_err(|reason| inspect_error(network_id, reason))?
-            .ok_or_else(|| no_such_network(network_id))?;
-        self.remember_network_name(network_id, &name);
-        Ok(name)
+            .ok_or_else(|| no_such_network(network_id))
     }
 
     /// The network's name for `CreateEndpoint`, which must not wait on Docker: while dockerd
     /// starts (restarting its containers) it calls the plugin before its API answers. A name
     /// Docker cannot tell in time is `None`; the endpoint writer asks again once Docker answers.
     async fn network_name_now(&self, network_id: &Id) -> Result<Option<String>, DriverError> {
-        if let Some(name) = self.cached_network_name(network_id) {
-            return Ok(Some(name));
-        }
-        let asked = self.inner.docker.network_name(network_id.as_str());
-        let reason = match tokio::time::timeout(DOCKER_ANSWER_TIMEOUT, asked).await {
-            Ok(Ok(Some(name))) => {
-                self.remember_network_name(network_id, &name);
-                return Ok(Some(name));
-            }
+        let looked_up = self.lookup_network_name(network_id);
+        let reason = match tokio::time::timeout(DOCKER_ANSWER_TIMEOUT, looked_up).await {
+            Ok(Ok(Some(name))) => return Ok(Some(name)),
             Ok(Ok(None)) => return Err(no_such_network(network_id)),
             Ok(Err(reason)) => reason,
             Err(_) => format!("no answer within {DOCKER_ANSWER_TIMEOUT:?}"),
@@ -396,13 +382,23 @@ impl Driver {
         Ok(None)
     }
 
-    fn cached_network_name(&self, network_id: &Id) -> Option<String> {
-        self.inner
+    /// The remembered name, else Docker's (then remembered); `None`: Docker has no such network.
+    async fn lookup_network_name(&self, network_id: &Id) -> Result<Option<String>, String> {
+        let cached = self
+            .inner
             .network_names
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(network_id)
-            .cloned()
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let name = self.inner.docker.network_name(network_id.as_str()).await?;
+        if let Some(name) = &name {
+            self.remember_network_name(network_id, name);
+        }
+        Ok(name)
     }
 
     fn remember_network_name(&self, network_id: &Id, name: &str) {
