@@ -1,7 +1,8 @@
 //! The policy agent: follows the datastore (profiles, policies, every host's workload
 //! endpoints), feeds the calculation graph, and programs the nftables table with only what
 //! changed. Nothing is written before the first complete listing; on start, a table that
-//! already matches is left untouched.
+//! already matches is left untouched. The same stream keeps the DNS name table (if any) in
+//! step with the workload endpoints, so the datastore is followed once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use calico_calc::CalcGraph;
 use calico_dataplane::nft::Nft;
-use calico_model::{Kind, ResourceKey};
+use calico_dns::Names;
+use calico_model::{Kind, Resource, ResourceKey};
 use calico_store::keys::{kind_of_path, RESOURCES_PREFIX};
 use calico_store::resources::decode;
 use calico_store::{Datastore, KeyValue, WatchEvent};
 use tracing::{info, instrument, warn};
+
+use crate::names::{self, NameTable};
 
 /// The kinds the calculation graph reads.
 const POLICY_KINDS: [Kind; 3] = [Kind::Profile, Kind::Policy, Kind::WorkloadEndpoint];
@@ -27,6 +31,7 @@ pub struct Agent {
     ds: Arc<dyn Datastore>,
     nft: Nft,
     resync_interval: Duration,
+    names: Option<NameTable>,
 }
 
 /// Runs a short blocking call (an `nft` or `iptables` process) without stalling other tasks.
@@ -35,13 +40,21 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Agent {
-    /// An agent for `node` reading `ds` and writing through `nft`.
-    pub fn new(node: &str, ds: Arc<dyn Datastore>, nft: Nft, resync_interval: Duration) -> Self {
+    /// An agent for `node` reading `ds` and writing through `nft` (and into `names`, the DNS
+    /// table, when there is one).
+    pub fn new(
+        node: &str,
+        ds: Arc<dyn Datastore>,
+        nft: Nft,
+        resync_interval: Duration,
+        names: Option<NameTable>,
+    ) -> Self {
         Agent {
             node: node.to_string(),
             ds,
             nft,
             resync_interval,
+            names,
         }
     }
 
@@ -64,8 +77,14 @@ impl Agent {
             .list(RESOURCES_PREFIX)
             .await
             .context("listing resources")?;
+        // A fresh name table replaces the old one only once complete; until then DNS answers
+        // from the old one.
+        let mut fresh_names = self.names.as_ref().map(|_| Names::new());
         for kv in &listing.items {
-            apply_put(&mut graph, &mut paths, kv);
+            apply_put(&mut graph, &mut paths, fresh_names.as_mut(), kv);
+        }
+        if let (Some(table), Some(fresh)) = (&self.names, fresh_names) {
+            *lock(table) = fresh;
         }
         graph.take_changes();
         self.program_full(&graph)?;
@@ -89,10 +108,16 @@ impl Agent {
                             None => break,
                         }
                     }
+                    let mut names = self.names.as_ref().map(lock);
                     for event in pending {
                         match event {
-                            WatchEvent::Put(kv) => apply_put(&mut graph, &mut paths, &kv),
+                            WatchEvent::Put(kv) => {
+                                apply_put(&mut graph, &mut paths, names.as_deref_mut(), &kv)
+                            }
                             WatchEvent::Delete { key, .. } => {
+                                if let Some(names) = names.as_deref_mut() {
+                                    names.remove(&key);
+                                }
                                 if let Some(key) = paths.remove(&key) {
                                     graph.remove(&key);
                                 }
@@ -100,6 +125,7 @@ impl Agent {
                             WatchEvent::Relist => anyhow::bail!("the datastore asked for a relist"),
                         }
                     }
+                    drop(names);
                     let changes = graph.take_changes();
                     if !changes.is_empty() {
                         let span = tracing::info_span!("dataplane_apply");
@@ -146,14 +172,30 @@ fn ensure_docker_user_accept() {
     }
 }
 
-/// Feeds one stored resource to the graph; an unreadable one counts as deleted (fail closed).
-fn apply_put(graph: &mut CalcGraph, paths: &mut HashMap<String, ResourceKey>, kv: &KeyValue) {
+/// The name table, even if a panic poisoned it (it holds no invariant a panic could break).
+fn lock(table: &NameTable) -> std::sync::RwLockWriteGuard<'_, Names> {
+    table
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Feeds one stored resource to the graph (and a workload endpoint to `names`); an unreadable
+/// one counts as deleted (fail closed).
+fn apply_put(
+    graph: &mut CalcGraph,
+    paths: &mut HashMap<String, ResourceKey>,
+    names: Option<&mut Names>,
+    kv: &KeyValue,
+) {
     let Some(kind) = kind_of_path(&kv.key).filter(|k| POLICY_KINDS.contains(k)) else {
         return;
     };
     match decode(kind, kv) {
         Ok(stored) => match stored.resource.key() {
             Ok(key) => {
+                if let (Some(names), Resource::WorkloadEndpoint(wep)) = (names, &stored.resource) {
+                    names::record(names, &kv.key, wep);
+                }
                 paths.insert(kv.key.clone(), key);
                 graph.upsert(stored.resource);
             }
@@ -161,9 +203,61 @@ fn apply_put(graph: &mut CalcGraph, paths: &mut HashMap<String, ResourceKey>, kv
         },
         Err(e) => {
             warn!(key = kv.key, error = %e, "ignoring an unreadable resource");
+            if let Some(names) = names {
+                names.remove(&kv.key);
+            }
             if let Some(key) = paths.remove(&kv.key) {
                 graph.remove(&key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calico_dns::Lookup;
+    use calico_model::codec;
+    use calico_store::keys::key_path;
+
+    const WEP: &str = "\
+apiVersion: v1
+kind: workloadEndpoint
+metadata:
+  name: ep-e
+  workload: workload-E
+  orchestrator: libnetwork
+  node: calico-02
+spec:
+  ipNetworks: [192.168.2.5/32]
+  profiles: [net1]
+  interfaceName: cali0123456789a
+";
+
+    fn stored(resource: &Resource, value: Vec<u8>) -> KeyValue {
+        KeyValue {
+            key: key_path(&resource.key().unwrap()),
+            value,
+            create_revision: 1,
+            mod_revision: 1,
+        }
+    }
+
+    #[test]
+    fn workload_endpoints_feed_the_name_table_and_unreadable_ones_leave_it() {
+        let wep = codec::decode(WEP).unwrap().remove(0);
+        let mut graph = CalcGraph::new("calico-01");
+        let mut paths = HashMap::new();
+        let mut names = Names::new();
+        let kv = stored(&wep, serde_json::to_vec(&wep).unwrap());
+        apply_put(&mut graph, &mut paths, Some(&mut names), &kv);
+        assert_eq!(
+            names.lookup("workload-E.net1"),
+            Lookup::Addrs(vec!["192.168.2.5".parse().unwrap()])
+        );
+        let corrupt = stored(&wep, b"{not json".to_vec());
+        apply_put(&mut graph, &mut paths, Some(&mut names), &corrupt);
+        assert_eq!(names.lookup("workload-E.net1"), Lookup::NotOurs);
+        assert!(paths.is_empty());
     }
 }

@@ -123,11 +123,17 @@ async fn run() -> Result<()> {
         }
         .run(),
     );
-    match (config.dns, ipv4.addr()) {
-        (true, std::net::IpAddr::V4(address)) => names::serve(ds.clone(), address).await,
-        (true, std::net::IpAddr::V6(_)) => warn!("no IPv4 address: not answering DNS"),
-        (false, _) => info!("CALICO_DNS=false: not answering DNS for workload names"),
-    }
+    let name_table = match (config.dns, ipv4.addr()) {
+        (true, std::net::IpAddr::V4(address)) => names::serve(address).await,
+        (true, std::net::IpAddr::V6(_)) => {
+            warn!("no IPv4 address: not answering DNS");
+            None
+        }
+        (false, _) => {
+            info!("CALICO_DNS=false: not answering DNS for workload names");
+            None
+        }
+    };
     let reconciler = Reconciler {
         node: config.node_name.clone(),
         store,
@@ -142,6 +148,7 @@ async fn run() -> Result<()> {
         ds,
         Nft::new(),
         config.dataplane_resync_interval,
+        name_table,
     );
     let policing = tokio::spawn(agent.run());
     info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
