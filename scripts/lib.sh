@@ -1,42 +1,113 @@
+# shellcheck shell=bash
 # Shared helpers for the project's scripts. Source it; do not run it.
 set -euo pipefail
 
+# shellcheck disable=SC2034 # ROOT, SETUP_PACKAGES and TEST_PACKAGES are for the scripts that source this
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 log() { printf '%s [%s] %s\n' "$(date +%T)" "$(basename "$0")" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-need_root() { [ "$(id -u)" = 0 ] || die "run as root (sudo $0)"; }
+need_root() { [ "$(id -u)" = 0 ] || die "run as root: $0 as root, or sudo $0"; }
 
-# Debian packages the project builds and tests with, keyed by a command each provides.
-PACKAGES=(
-  "protoc:protobuf-compiler"   # etcd client code generation at build time
-  "etcd:etcd-server"           # multi-host datastore; the store tests start their own
-  "etcdctl:etcd-client"
-  "nft:nftables"               # policy dataplane
-  "bird:bird2"                 # BGP between hosts
-  "busybox:busybox-static"     # the test image, imported with docker import
-  "dockerd:docker.io"          # Docker Engine
-  "iptables:iptables"          # Docker's own rules
-  "ip:iproute2"
-  "nsenter:util-linux"
-  "gcc:build-essential"        # bundled SQLite, libFuzzer
-  "openssl:openssl"            # test certificates for etcd over TLS
+# find_cargo: puts the Rust toolchain on PATH when it is not (sudo's secure_path drops
+# ~/.cargo/bin): root's, else the sudo caller's rustup installation.
+find_cargo() {
+  command -v cargo >/dev/null 2>&1 && return 0
+  local home
+  for home in "${CARGO_HOME:-$HOME/.cargo}" /root/.cargo ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo"}; do
+    if [ -x "$home/bin/cargo" ]; then
+      export PATH="$home/bin:$PATH" CARGO_HOME=$home
+      [ -n "${RUSTUP_HOME:-}" ] || [ ! -d "${home%/.cargo}/.rustup" ] || export RUSTUP_HOME="${home%/.cargo}/.rustup"
+      return 0
+    fi
+  done
+  die "cargo not found: install Rust first (https://rustup.rs), then run $0 again"
+}
+
+# Debian packages, checked by package (dpkg-query), never by whether some command exists: a used
+# machine has commands from packages we never named (protoc without libprotobuf-dev's .proto files
+# once hid a broken build). SETUP_PACKAGES build and run calico-docker; TEST_PACKAGES are what the
+# test suite needs on top of them.
+# shellcheck disable=SC2034
+SETUP_PACKAGES=(
+  build-essential   # cc for the bundled SQLite (and libFuzzer in the tests)
+  protobuf-compiler # protoc: etcd client code generation at build time ...
+  libprotobuf-dev   # ... which imports google/protobuf/*.proto, shipped only here
+  docker.io         # Docker Engine 20.10 (dockerd, containerd, runc, the CLI)
+  iptables          # Docker's own rules
+  nftables          # the policy dataplane
+  bird2             # BGP between hosts
+  etcd-server       # the multi-host datastore
+  etcd-client       # etcdctl
+  busybox-static    # the tutorial image, imported with docker import
+  iproute2          # ip
+  procps            # sysctl
+  util-linux        # nsenter, unshare, flock, setsid
+)
+# shellcheck disable=SC2034
+TEST_PACKAGES=(
+  openssl    # test certificates for etcd over TLS
+  mmdebstrap # the pristine Debian 12 root filesystem of scripts/check-fresh
+  shellcheck # the scripts are checked
 )
 
-# Installs whatever is missing from PACKAGES; does nothing when all are present.
-ensure_packages() {
-  local missing=() entry cmd pkg
-  for entry in "${PACKAGES[@]}"; do
-    cmd=${entry%%:*}; pkg=${entry#*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+# missing_packages PKG...: prints those of PKG that dpkg does not have installed.
+missing_packages() {
+  local pkg
+  for pkg in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || echo "$pkg"
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
+}
+
+# ensure_packages PKG...: installs whichever of PKG are missing; does nothing when all are there.
+ensure_packages() {
+  local missing=()
+  mapfile -t missing < <(missing_packages "$@")
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "Debian packages: all $# present"
+    return 0
+  fi
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # Debian's docker.io and etcd-server try to start services on install; we start our own.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  mapfile -t missing < <(missing_packages "$@")
+  [ ${#missing[@]} -eq 0 ] || die "apt-get did not install: ${missing[*]}"
+}
+
+# docker_engine_28: prints a directory holding today's Docker Engine (dockerd 28, containerd 2,
+# containerd-shim-runc-v2, docker-proxy, the docker CLI and docker-compose v2) from Debian sid's
+# packages, downloaded and unpacked once into a cache; put it first on PATH. Bookworm's runc stays
+# (sid's needs a newer glibc). Nothing is installed: sid's packages only reach the cache.
+DOCKER_28_CACHE=/var/cache/calico-docker/docker-engine-28
+docker_engine_28() {
+  local c=$DOCKER_28_CACHE tmp f compose
+  local bins=(dockerd docker-proxy containerd containerd-shim-runc-v2 docker docker-compose)
+  if [ -d "$c/bin" ] && (cd "$c/bin" && for f in "${bins[@]}"; do [ -x "$f" ] || exit 1; done); then
+    echo "$c/bin"
+    return 0
+  fi
+  log "fetching Docker Engine 28 (Debian sid's docker.io, docker-cli, containerd, docker-compose) into $c"
+  mkdir -p "$c"
+  tmp=$(mktemp -d "$c/fetch.XXXXXX")
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs" "$tmp/root" "$tmp/bin"
+  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main' >"$tmp/sources.list"
+  local apt=(-o Dir::Etc::sourcelist="$tmp/sources.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o APT::Sandbox::User=root)
+  apt-get "${apt[@]}" update -qq >&2
+  (cd "$tmp/debs" && apt-get "${apt[@]}" download -qq docker.io docker-cli containerd docker-compose >&2)
+  for f in "$tmp"/debs/*.deb; do dpkg-deb -x "$f" "$tmp/root"; done
+  cp "$tmp/root/usr/sbin/dockerd" "$tmp/root/usr/sbin/docker-proxy" "$tmp/root/usr/bin/containerd" \
+    "$tmp/root/usr/bin/containerd-shim-runc-v2" "$tmp/root/usr/bin/docker" "$tmp/bin/"
+  compose=$(find "$tmp/root" -name docker-compose -type f | head -n1)
+  [ -n "$compose" ] || die "sid's docker-compose package has no docker-compose binary"
+  cp "$compose" "$tmp/bin/docker-compose"
+  "$tmp/bin/dockerd" --version >&2 || die "sid's dockerd does not run on this machine"
+  rm -rf "${c:?}/bin"
+  mv "$tmp/bin" "$c/bin"
+  rm -rf "$tmp"
+  echo "$c/bin"
 }
 
 # Installs cargo-fuzz (for the bounded fuzz runs) when it is missing.
@@ -77,6 +148,7 @@ spawn() {
   local pidfile=$1 logfile=$2 i
   shift 2
   rm -f "$pidfile"
+  # shellcheck disable=SC2016 # expanded by that sh
   if [ -n "${SPAWN_CLOSE_FD:-}" ]; then
     setsid /bin/sh -c 'cd / && echo $$ >"$0.tmp" && mv -f "$0.tmp" "$0" && exec "$@"' \
       "$pidfile" "$@" >>"$logfile" 2>&1 </dev/null {SPAWN_CLOSE_FD}>&- &

@@ -2,6 +2,11 @@
 //! (see docs/harness.md). Each [`Cluster`] gets a unique name, so clusters of different tests
 //! never collide; dropping it runs `scripts/cluster down`.
 //!
+//! The hosts run Debian 12's Docker Engine 20.10 unless the test process has `DOCKERD_DIR` set to
+//! a directory with another engine (`scripts/cluster up --dockerd DIR`; `scripts/test` runs the
+//! end-to-end tests a second time on Docker 28 that way). Each cluster is driven with the docker
+//! CLI of its own engine, and [`Cluster::docker_version`] says which engine it runs.
+//!
 //! ```no_run
 //! use calico_testkit::cluster::{Cluster, Datastore, Options};
 //! let cluster = Cluster::up(Options { hosts: 2, datastore: Datastore::Etcd, ..Options::default() });
@@ -25,9 +30,6 @@ use std::time::{Duration, Instant};
 pub const STATE_ROOT: &str = "/run/calico-harness";
 /// Where `scripts/cluster` keeps each cluster's data (Docker data roots, etcd).
 pub const DATA_ROOT: &str = "/var/lib/calico-harness";
-/// The docker CLI the harness drives: the 20.10 one from Debian's docker.io, whose API version
-/// matches dockerd (a newer CLI at /usr/local/bin/docker refuses some flags, e.g. --mac-address).
-pub const DOCKER: &str = "/usr/bin/docker";
 /// How long a Calico network created on one host may take to appear on the others.
 pub const NETWORK_SHARING_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest any single command run through the harness may take before the test fails.
@@ -175,7 +177,8 @@ impl Cluster {
             .collect();
         let hosts = info["hosts"].parse().expect("hosts in cluster.info");
         eprintln!(
-            "cluster {name}: {hosts} host(s) up in {:.1} s (source {STATE_ROOT}/{name}/env.sh)",
+            "cluster {name}: {hosts} host(s) on Docker Engine {} up in {:.1} s (source {STATE_ROOT}/{name}/env.sh)",
+            info["docker_version"],
             started.elapsed().as_secs_f64()
         );
         Cluster {
@@ -190,6 +193,16 @@ impl Cluster {
     /// The cluster's name (`--name`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The Docker Engine version the hosts run (`docker version`'s server version).
+    pub fn docker_version(&self) -> &str {
+        &self.info["docker_version"]
+    }
+
+    /// The docker CLI that goes with the hosts' engine.
+    pub fn docker_cli(&self) -> &Path {
+        Path::new(&self.info["docker"])
     }
 
     /// The number of hosts.
@@ -468,9 +481,9 @@ impl Host<'_> {
         PathBuf::from(self.get("dir"))
     }
 
-    /// The docker CLI (20.10) against this host's dockerd.
+    /// The docker CLI of the cluster's engine against this host's dockerd.
     pub fn docker(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(DOCKER);
+        let mut command = Command::new(self.cluster.docker_cli());
         command
             .arg("-H")
             .arg(self.docker_host())
