@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 use tokio::task::AbortHandle;
 
+use crate::engine::Engine;
 use crate::error::DockerError;
 use crate::raw;
 use crate::types::{ContainerInfo, ContainerSummary, NetworkInfo};
@@ -137,8 +138,8 @@ impl DockerClient {
             reason: e.to_string(),
         })?;
         let (status, reply) = self.send(Method::POST, path, Some(body)).await?;
-        check_status(&Method::POST, path, status, &reply)?;
-        let created: raw::Created = decode(&Method::POST, path, &reply)?;
+        check_status(&Method::POST, &versioned(path), status, &reply)?;
+        let created: raw::Created = decode(&Method::POST, &versioned(path), &reply)?;
         if !created.warning.is_empty() {
             tracing::warn!(network = name, warning = %created.warning, "Docker warned while creating a network");
         }
@@ -157,6 +158,16 @@ impl DockerClient {
             .map(ContainerInfo::from))
     }
 
+    /// Which Engine the daemon is (`GET /version`). Asked without the API version prefix, so
+    /// that an Engine which no longer accepts [`API_VERSION`] still says what it is.
+    pub async fn engine(&self) -> Result<Engine, DockerError> {
+        let path = "/version";
+        let (status, body) = self.send_unversioned(Method::GET, path).await?;
+        check_status(&Method::GET, path, status, &body)?;
+        let version: raw::Version = decode(&Method::GET, path, &body)?;
+        Ok(version.into())
+    }
+
     /// Running containers, or all of them with `all`.
     pub async fn containers(&self, all: bool) -> Result<Vec<ContainerSummary>, DockerError> {
         let path = format!("/containers/json?all={}", u8::from(all));
@@ -170,15 +181,24 @@ impl DockerClient {
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        check_status(&Method::GET, path, status, &body)?;
-        decode(&Method::GET, path, &body).map(Some)
+        check_status(&Method::GET, &versioned(path), status, &body)?;
+        decode(&Method::GET, &versioned(path), &body).map(Some)
     }
 
     /// GETs a list; every error status, 404 included, is an error.
     async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<T, DockerError> {
         let (status, body) = self.send(Method::GET, path, None).await?;
-        check_status(&Method::GET, path, status, &body)?;
-        decode(&Method::GET, path, &body)
+        check_status(&Method::GET, &versioned(path), status, &body)?;
+        decode(&Method::GET, &versioned(path), &body)
+    }
+
+    /// [`Self::send`] of a body-less request to `path` as it is, without the version prefix.
+    async fn send_unversioned(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<(StatusCode, Bytes), DockerError> {
+        self.exchange(method, path.to_owned(), None).await
     }
 
     /// Sends one request on a fresh connection and collects the whole reply.
@@ -188,7 +208,15 @@ impl DockerClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), DockerError> {
-        let full_path = versioned(path);
+        self.exchange(method, versioned(path), body).await
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        full_path: String,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), DockerError> {
         let method_name = method_name(&method);
         let exchange = async {
             let stream =
@@ -262,7 +290,7 @@ fn method_name(method: &Method) -> &'static str {
 /// Turns an error status into [`DockerError::Api`] with Docker's message.
 fn check_status(
     method: &Method,
-    path: &str,
+    full_path: &str,
     status: StatusCode,
     body: &[u8],
 ) -> Result<(), DockerError> {
@@ -274,16 +302,20 @@ fn check_status(
         .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned());
     Err(DockerError::Api {
         method: method_name(method),
-        path: versioned(path),
+        path: full_path.to_owned(),
         status: status.as_u16(),
         message,
     })
 }
 
-fn decode<T: DeserializeOwned>(method: &Method, path: &str, body: &[u8]) -> Result<T, DockerError> {
+fn decode<T: DeserializeOwned>(
+    method: &Method,
+    full_path: &str,
+    body: &[u8],
+) -> Result<T, DockerError> {
     serde_json::from_slice(body).map_err(|source| DockerError::Decode {
         method: method_name(method),
-        path: versioned(path),
+        path: full_path.to_owned(),
         source,
     })
 }

@@ -1,5 +1,6 @@
 //! A small Docker Engine API client over the daemon's unix socket: the network and container
-//! calls the Calico plugin and agent need, nothing more.
+//! calls the Calico plugin and agent need, nothing more, and which Engine releases calico-docker
+//! supports ([`engine`]).
 //!
 //! Every call opens one HTTP/1.1 connection, speaks API version [`API_VERSION`] (understood by
 //! Docker 20.10 and every later release) and returns typed results. "No such network/container"
@@ -17,6 +18,7 @@
 //! ```
 
 mod client;
+pub mod engine;
 mod error;
 mod raw;
 mod types;

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::engine::Engine;
 use crate::types::{
     ContainerInfo, ContainerNetwork, ContainerSummary, IpamPool, NetworkContainer, NetworkInfo,
 };
@@ -280,4 +281,25 @@ pub(crate) struct Created {
 #[derive(Deserialize)]
 pub(crate) struct ErrorBody {
     pub message: String,
+}
+
+/// `GET /version`.
+#[derive(Deserialize)]
+pub(crate) struct Version {
+    #[serde(rename = "Version", default, deserialize_with = "nullable")]
+    version: String,
+    #[serde(rename = "ApiVersion", default, deserialize_with = "nullable")]
+    api_version: String,
+    #[serde(rename = "MinAPIVersion", default, deserialize_with = "nullable")]
+    min_api_version: String,
+}
+
+impl From<Version> for Engine {
+    fn from(v: Version) -> Self {
+        Engine {
+            version: v.version,
+            api_version: v.api_version,
+            min_api_version: v.min_api_version,
+        }
+    }
 }

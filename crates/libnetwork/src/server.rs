@@ -260,6 +260,7 @@ fn remove_socket(path: &Path) {
 async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Body) -> Response {
     let started = Instant::now();
     let path = uri.path();
+    let mut request = axum::body::Bytes::new();
     let result = match Call::from_path(path).filter(|c| plugin.role.serves(c.interface())) {
         None => Err(Failure {
             status: StatusCode::NOT_FOUND,
@@ -270,7 +271,10 @@ async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Bo
             message: format!("{} takes POST, not {method}", call.name()),
         }),
         Some(call) => match to_bytes(body, MAX_BODY).await {
-            Ok(bytes) => dispatch(&plugin, call, &bytes).await,
+            Ok(bytes) => {
+                request = bytes;
+                dispatch(&plugin, call, &request).await
+            }
             Err(e) => Err(Failure {
                 status: StatusCode::BAD_REQUEST,
                 message: format!(
@@ -294,16 +298,29 @@ async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Bo
             (status, body)
         }
     };
+    // The whole exchange, for recording what a Docker release sends (CALICO_LOG_LEVEL=
+    // calico_libnetwork::server=trace).
+    tracing::trace!(
+        path,
+        status = status.as_u16(),
+        request = %String::from_utf8_lossy(&request),
+        response = %String::from_utf8_lossy(&body),
+        "plugin exchange"
+    );
     (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
 /// Decodes the request of `call`, runs it and encodes the reply.
 async fn dispatch(plugin: &Plugin, call: Call, body: &[u8]) -> Result<Vec<u8>, Failure> {
     let d = &plugin.driver;
+    d.check_engine(call).map_err(|e| failure(&e))?;
     match call {
-        Call::Activate => encode(Ok(ActivateResponse {
-            implements: plugin.role.implements(),
-        })),
+        Call::Activate => {
+            d.activated();
+            encode(Ok(ActivateResponse {
+                implements: plugin.role.implements(),
+            }))
+        }
         Call::NetworkCapabilities => encode(Ok(d.capabilities())),
         Call::CreateNetwork => encode(d.create_network(decode(call, body)?).await),
         Call::DeleteNetwork => encode(d.delete_network(decode(call, body)?).await),
@@ -353,11 +370,16 @@ fn decode<T: DeserializeOwned>(call: Call, body: &[u8]) -> Result<T, Failure> {
     })
 }
 
-fn encode<T: Serialize>(result: Result<T, DriverError>) -> Result<Vec<u8>, Failure> {
-    let reply = result.map_err(|e| Failure {
+/// A refused or failed call, as Docker receives it.
+fn failure(e: &DriverError) -> Failure {
+    Failure {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: e.to_string(),
-    })?;
+    }
+}
+
+fn encode<T: Serialize>(result: Result<T, DriverError>) -> Result<Vec<u8>, Failure> {
+    let reply = result.map_err(|e| failure(&e))?;
     serde_json::to_vec(&reply).map_err(|e| Failure {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: format!("cannot encode the reply: {e}"),

@@ -53,10 +53,15 @@ pub struct Config {
     /// `CALICO_DNS`: answer DNS for workload names on the node's address, port 53 (default
     /// true).
     pub dns: bool,
+    /// `CALICO_RUN_DIR`: where calico-node says which Docker Engine it serves, for `calicoctl`
+    /// (default /var/run/calico, where `calicoctl node run` keeps the pid file too).
+    pub run_dir: PathBuf,
 }
 
 /// Where BIRD's configuration and control socket go unless `CALICO_BIRD_DIR` says otherwise.
 pub const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
+/// calico-node's run directory unless `CALICO_RUN_DIR` says otherwise.
+pub const DEFAULT_RUN_DIR: &str = "/var/run/calico";
 
 /// How the node's IPv4 address is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +127,9 @@ impl Config {
             as_number,
             no_default_pools: flag(&var, "NO_DEFAULT_POOLS", false)?,
             dns: flag(&var, "CALICO_DNS", true)?,
+            run_dir: var("CALICO_RUN_DIR")
+                .unwrap_or_else(|| DEFAULT_RUN_DIR.into())
+                .into(),
             ipv4_pool_cidr,
             driver: DriverConfig::from_lookup(node_name.clone(), &env)
                 .context("plugin settings")?,
@@ -186,6 +194,7 @@ mod tests {
         assert!(c.run_bird);
         assert_eq!(c.bird_dir, PathBuf::from("/var/run/calico"));
         assert_eq!(c.bird_socket, PathBuf::from("/var/run/calico/bird.ctl"));
+        assert_eq!(c.run_dir, PathBuf::from("/var/run/calico"));
         assert_eq!(c.routing_refresh_interval, Duration::from_secs(30));
         assert!(c.dns);
         assert!(

@@ -6,6 +6,7 @@ mod adapters;
 mod agent;
 mod autodetect;
 mod config;
+mod engine;
 mod names;
 mod networks;
 mod reconcile;
@@ -99,6 +100,14 @@ async fn run() -> Result<()> {
                 config.plugin_dir.display()
             )
         })?;
+    let engine = tokio::spawn(
+        engine::EngineWatch {
+            docker: docker.clone(),
+            driver: driver.clone(),
+            run_dir: config.run_dir.clone(),
+        }
+        .run(),
+    );
     let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
     let routing = if config.run_bird {
         let routing = routing::Routing {
@@ -160,6 +169,7 @@ async fn run() -> Result<()> {
         _ = int.recv() => info!("SIGINT: stopping"),
     }
     reconciling.abort();
+    engine.abort();
     sharing.abort();
     policing.abort();
     if let Some(routing) = routing {

@@ -69,7 +69,22 @@ pub async fn status() -> Outcome {
     let peers = calico_routing::bird::show_protocols(&bird_socket())
         .await
         .ok();
-    Outcome::ok(calico_routing::render_node_status(true, peers.as_deref()))
+    let mut out = calico_routing::render_node_status(true, peers.as_deref());
+    out.push_str(&format!("\nDocker Engine: {}\n", docker_engine()));
+    Outcome::ok(out)
+}
+
+/// The Docker Engine calico-node on this host serves, as it wrote it in its run directory
+/// (`28.5.2 (API 1.51)`, or with why it is refused), else `unknown` and why.
+pub fn docker_engine() -> String {
+    let path = run_dir().join(calico_docker::engine::STATUS_FILE);
+    match fs::read_to_string(&path) {
+        Ok(line) if !line.trim().is_empty() => line.trim().to_string(),
+        _ => format!(
+            "unknown (calico-node has not reached Docker on this host: no {})",
+            path.display()
+        ),
+    }
 }
 
 /// BIRD's control socket: `CALICO_BIRD_SOCKET`, else `<CALICO_BIRD_DIR>/bird.ctl`, else

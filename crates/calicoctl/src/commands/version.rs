@@ -7,7 +7,8 @@ use calico_store::{keys, DatastoreConfig};
 use super::Outcome;
 
 /// Prints client version, build date and commit, then the cluster's version and type
-/// (`unknown` when the datastore has none or cannot be reached).
+/// (`unknown` when the datastore has none or cannot be reached) and the Docker Engine this
+/// host's calico-node serves.
 pub async fn run(config: Option<&Path>) -> Outcome {
     let mut out = String::new();
     let mut line = |label: &str, value: &str| out.push_str(&format!("{label:<18} {value}\n"));
@@ -17,6 +18,7 @@ pub async fn run(config: Option<&Path>) -> Outcome {
     let (version, cluster_type) = cluster_facts(config).await;
     line("Cluster Version:", &version);
     line("Cluster Type:", &cluster_type);
+    line("Docker Engine:", &super::node::docker_engine());
     Outcome::ok(out)
 }
 

@@ -6,6 +6,10 @@ use calico_store::resources::ResourceError;
 /// A refused or failed plugin call. Docker receives the message as `{"Err": ...}`.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    /// A call that would create something, made by a Docker Engine calico-docker does not
+    /// support.
+    #[error("{0}")]
+    UnsupportedEngine(calico_docker::engine::Unsupported),
     /// `CreateNetwork` with a flag or `--opt` Calico does not implement; the payload is
     /// `flag --internal`, `flag foo`, `flags a, b` or `flag <key> (<value>)`.
     #[error("Calico driver does not support the {0}.")]

@@ -6,6 +6,7 @@
 
 mod adopt;
 mod config;
+mod engine;
 mod error;
 mod ipam;
 mod network;
@@ -50,6 +51,10 @@ struct Inner {
     network_names: Mutex<HashMap<Id, String>>,
     /// Background tasks not yet awaited by [`Driver::settle`].
     background: Mutex<JoinSet<()>>,
+    /// Why the Engine Docker runs is refused, once known (see [`Driver::set_engine_support`]).
+    engine_refusal: Mutex<Option<calico_docker::engine::Unsupported>>,
+    /// Woken by every `Plugin.Activate`.
+    activations: tokio::sync::Notify,
 }
 
 /// What `CreateEndpoint` learnt, kept for `Join`, `Leave` and the endpoint writer.
@@ -88,6 +93,8 @@ impl Driver {
                 endpoints: tokio::sync::Mutex::new(HashMap::new()),
                 network_names: Mutex::new(HashMap::new()),
                 background: Mutex::new(JoinSet::new()),
+                engine_refusal: Mutex::new(None),
+                activations: tokio::sync::Notify::new(),
             }),
         }
     }

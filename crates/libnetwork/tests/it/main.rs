@@ -2,6 +2,7 @@
 //! SQLite datastore.
 
 mod docker_api;
+mod engine;
 mod errors;
 mod lifecycle;
 mod replay;
