@@ -70,9 +70,15 @@ ensure_packages() {
   fi
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  local out
+  out=$(mktemp)
   # Debian's docker.io and etcd-server try to start services on install; we start our own.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$out" 2>&1; then
+    tail_log "$out" 40
+    rm -f "$out"
+    die "apt-get could not install: ${missing[*]}"
+  fi
+  rm -f "$out"
   mapfile -t missing < <(missing_packages "$@")
   [ ${#missing[@]} -eq 0 ] || die "apt-get did not install: ${missing[*]}"
 }

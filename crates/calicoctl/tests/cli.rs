@@ -377,14 +377,36 @@ fn selector_commands() {
 #[test]
 fn version_and_bad_arguments() {
     let ctl = Ctl::sqlite();
-    let version = ctl.run(&["version"], "");
-    let lines: Vec<&str> = version.ok().lines().collect();
-    assert_eq!(lines.len(), 5, "{lines:?}");
+    let run_dir = tempfile::tempdir().unwrap();
+    let version = || {
+        let args = [
+            OsStr::new("version"),
+            OsStr::new("-c"),
+            ctl.config.as_os_str(),
+        ];
+        calicoctl(&args, &[("CALICO_RUN_DIR", run_dir.path().as_os_str())], "")
+    };
+    let first = version();
+    let lines: Vec<&str> = first.ok().lines().collect();
+    assert_eq!(lines.len(), 6, "{lines:?}");
     assert!(lines[0].starts_with("Client Version:    v"));
     assert!(lines[1].starts_with("Build date:        "));
     assert!(lines[2].starts_with("Git commit:        "));
     assert_eq!(lines[3], "Cluster Version:   unknown");
     assert_eq!(lines[4], "Cluster Type:      unknown");
+    assert_eq!(
+        lines[5],
+        format!(
+            "Docker Engine:     unknown (calico-node has not reached Docker on this host: no {}/docker-engine)",
+            run_dir.path().display()
+        )
+    );
+    // calico-node's line, as it writes it, is printed as it is
+    std::fs::write(run_dir.path().join("docker-engine"), "28.5.2 (API 1.51)\n").unwrap();
+    assert_eq!(
+        version().ok().lines().nth(5),
+        Some("Docker Engine:     28.5.2 (API 1.51)")
+    );
 
     let bad = ctl.run(&["create", "--frobnicate"], "");
     assert!(bad

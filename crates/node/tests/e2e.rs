@@ -471,11 +471,29 @@ fn e2e_calicoctl_node_run_and_status() {
     );
     assert!(out.contains("Calico node started successfully"), "{out}");
     assert!(log_dir.join("calico-node.log").is_file());
-    let status = ctl(&["node", "status"]);
-    let status = String::from_utf8_lossy(&status.stdout);
+    // calico-node tells which Engine it serves once Docker answers
+    let engine = format!("Docker Engine: {} (API 1.", cluster.docker_version());
+    let mut status = String::new();
+    wait_until(
+        Duration::from_secs(10),
+        "node status to name the Docker Engine",
+        || {
+            status = String::from_utf8_lossy(&ctl(&["node", "status"]).stdout).into_owned();
+            status.contains(&engine)
+        },
+    );
     assert!(
         status.starts_with("Calico process is running.\n\nIPv4 BGP status\n"),
         "{status}"
+    );
+    assert!(status.ends_with(")\n"), "{status}");
+    let version = String::from_utf8_lossy(&ctl(&["version"]).stdout).into_owned();
+    assert!(
+        version.contains(&format!(
+            "Docker Engine:     {} (API 1.",
+            cluster.docker_version()
+        )),
+        "{version}"
     );
     create_network(&h, "net1", &[]);
     h.docker_ok(&[

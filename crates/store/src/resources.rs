@@ -151,6 +151,17 @@ impl ResourceStore {
         }
     }
 
+    /// Deletes the resource only if it is still at `mod_revision`; `Conflict` if it changed,
+    /// `DoesNotExist` if it is gone.
+    pub async fn delete_at(&self, key: &ResourceKey, mod_revision: i64) -> Result<()> {
+        match self.ds.delete(&key_path(key), Some(mod_revision)).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(ResourceError::Conflict(key.clone())),
+            Err(StoreError::NotFound(_)) => Err(ResourceError::DoesNotExist(key.clone())),
+            Err(e) => Err(ResourceError::Store(e)),
+        }
+    }
+
     /// The resource with this key, if stored.
     pub async fn get(&self, key: &ResourceKey) -> Result<Option<Stored>> {
         let path = key_path(key);

@@ -497,6 +497,40 @@ impl Host<'_> {
         run(&mut command, None, COMMAND_TIMEOUT)
     }
 
+    /// `docker-compose` (v2) of the cluster's engine against this host's dockerd, in
+    /// `project_dir`. Panics when the engine has none: Debian 12's 20.10 does not (run the
+    /// test with `DOCKERD_DIR` set to Docker 28's directory, as `scripts/test` does).
+    pub fn compose(&self, project_dir: &Path, args: &[&str]) -> Output {
+        let dir = &self.cluster.info["dockerd_dir"];
+        let compose = Path::new(dir).join("docker-compose");
+        assert!(
+            !dir.is_empty() && compose.is_file(),
+            "docker compose v2 comes with Docker 28: set DOCKERD_DIR to the directory that \
+             scripts/lib.sh's docker_engine_28 prints (this cluster runs Docker {})",
+            self.cluster.docker_version()
+        );
+        let mut command = Command::new(compose);
+        command
+            .current_dir(project_dir)
+            .args(args)
+            .env("DOCKER_HOST", self.docker_host())
+            .env_remove("DOCKER_CONTEXT")
+            .env(
+                "DOCKER_CONFIG",
+                self.cluster.state_dir().join("docker-config"),
+            );
+        run(&mut command, None, COMMAND_TIMEOUT)
+    }
+
+    /// [`Host::compose`] that must succeed; returns its stdout without the trailing newline.
+    pub fn compose_ok(&self, project_dir: &Path, args: &[&str]) -> String {
+        let output = self.compose(project_dir, args);
+        expect_success(
+            &format!("{} docker-compose {}", self.name(), args.join(" ")),
+            &output,
+        )
+    }
+
     /// [`Host::docker`] that must succeed; returns its stdout without the trailing newline.
     pub fn docker_ok(&self, args: &[&str]) -> String {
         let output = self.docker(args);

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::PoisonError;
 
-use calico_model::{Kind, MacAddr, Resource, WorkloadEndpoint};
+use calico_model::{Kind, MacAddr, Resource, ResourceKey, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceError};
 use ipnet::IpNet;
 use serde_json::{Map, Value};
@@ -79,9 +79,34 @@ impl Driver {
         Ok(Empty {})
     }
 
-    /// `NetworkDriver.DeleteNetwork`: nothing; the network's profile (maybe edited) stays.
+    /// `NetworkDriver.DeleteNetwork`: the network's default profile goes too, in the
+    /// background, if nobody changed it and no workload endpoint (of any host) still uses it;
+    /// an edited profile stays. Another host that still has the network writes the default
+    /// profile again at its next `CreateEndpoint`.
     #[instrument(name = "NetworkDriver.DeleteNetwork", skip_all, fields(network_id = %req.network_id))]
     pub async fn delete_network(&self, req: NetworkRequest) -> Result<Empty, DriverError> {
+        if !self.config().create_profiles {
+            return Ok(Empty {});
+        }
+        // Only a remembered name: Docker is deleting the network and may not answer for it.
+        let name = self
+            .inner
+            .network_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&req.network_id);
+        match name {
+            Some(name) => {
+                let driver = self.clone();
+                self.spawn(
+                    async move { driver.remove_default_profile(&name).await }.in_current_span(),
+                );
+            }
+            None => tracing::info!(
+                "the network's name is not known to this calico-node (created before it \
+                 started): its profile stays"
+            ),
+        }
         Ok(Empty {})
     }
 
@@ -357,6 +382,53 @@ impl Driver {
                 source: Box::new(source),
             }),
         }
+    }
+
+    /// Deletes the profile `network` if it is still the default one and no workload endpoint
+    /// uses it; otherwise, or on failure, it stays (which is safe) and the log says why.
+    async fn remove_default_profile(&self, network: &str) {
+        match self.try_remove_default_profile(network).await {
+            Ok(None) => tracing::info!(profile = network, "deleted the network's default profile"),
+            Ok(Some(why)) => {
+                tracing::info!(profile = network, "the network's profile stays: {why}")
+            }
+            Err(ResourceError::Conflict(_)) => {
+                tracing::info!(
+                    profile = network,
+                    "the network's profile stays: it changed meanwhile"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(profile = network, error = %e, "cannot check or delete the network's profile; it stays")
+            }
+        }
+    }
+
+    /// `None` once deleted, else why the profile stays.
+    async fn try_remove_default_profile(
+        &self,
+        network: &str,
+    ) -> Result<Option<&'static str>, ResourceError> {
+        let store = &self.inner.store;
+        let key = ResourceKey::Profile {
+            name: network.to_owned(),
+        };
+        let Some(stored) = store.get(&key).await? else {
+            return Ok(Some("it is gone already"));
+        };
+        if stored.resource != Resource::Profile(default_profile(network)) {
+            return Ok(Some("it was edited"));
+        }
+        let in_use = store
+            .list(Kind::WorkloadEndpoint, &Filter::default())
+            .await?
+            .iter()
+            .any(|r| matches!(r, Resource::WorkloadEndpoint(w) if w.spec.profiles.iter().any(|p| p == network)));
+        if in_use {
+            return Ok(Some("workload endpoints still use it"));
+        }
+        store.delete_at(&key, stored.mod_revision).await?;
+        Ok(None)
     }
 
     /// The network's name (Docker's answer is remembered: IDs survive dockerd restarts).

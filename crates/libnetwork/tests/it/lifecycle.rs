@@ -118,6 +118,43 @@ async fn an_existing_profile_is_kept_and_survives_delete_network() {
 }
 
 #[tokio::test]
+async fn delete_network_removes_the_unused_default_profile() {
+    let (h, docker) = harness_with_docker(config());
+    docker.add_network(NET, "net1");
+    h.ok("NetworkDriver.CreateNetwork", create_network()).await;
+    h.driver.settle().await;
+    assert!(h.profile("net1").await.is_some());
+    h.ok("NetworkDriver.DeleteNetwork", json!({"NetworkID": NET}))
+        .await;
+    h.driver.settle().await;
+    assert_eq!(h.profile("net1").await, None);
+}
+
+#[tokio::test]
+async fn delete_network_keeps_a_default_profile_endpoints_still_use() {
+    let (h, docker) = harness_with_docker(config());
+    docker.add_network(NET, "net1");
+    h.ok("NetworkDriver.CreateNetwork", create_network()).await;
+    h.driver.settle().await;
+    // a container of another host on the same network
+    let other_host: Vec<Resource> = codec::decode(
+        "apiVersion: v1\nkind: workloadEndpoint\nmetadata:\n  name: ep2\n  node: calico-02\n  orchestrator: libnetwork\n  workload: libnetwork\nspec:\n  interfaceName: caliep2\n  ipNetworks: [192.168.2.1/32]\n  profiles: [net1]\n",
+    )
+    .expect("endpoint");
+    h.store
+        .create(&other_host[0])
+        .await
+        .expect("store endpoint");
+    h.ok("NetworkDriver.DeleteNetwork", json!({"NetworkID": NET}))
+        .await;
+    h.driver.settle().await;
+    assert_eq!(
+        h.profile("net1").await.map(yaml).as_deref(),
+        Some(DEFAULT_PROFILE_YAML)
+    );
+}
+
+#[tokio::test]
 async fn join_writes_the_workload_endpoint_once_docker_shows_the_container() {
     let (h, docker) = harness_with_docker(config());
     docker.add_network(NET, "net1");
