@@ -72,7 +72,10 @@ mod e2e_compose {
         });
         let with_project = profiles();
         for name in ["shop_front", "shop_back"] {
-            assert!(with_project.lines().any(|l| l.trim() == name), "{with_project}");
+            assert!(
+                with_project.lines().any(|l| l.trim() == name),
+                "{with_project}"
+            );
         }
 
         // by service name, over ICMP and TCP
