@@ -1,5 +1,5 @@
 //! The client against a fake Engine on a temporary unix socket, answering with JSON in the
-//! shapes Docker 20.10 (API 1.41) produces.
+//! shapes Docker 20.10 (API 1.41) produces, and `/version` as Docker 20.10 and 28 answer it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -117,6 +117,12 @@ const CONTAINER_LIST: &str = r#"[
 ]"#;
 
 /// One request the fake Engine saw.
+/// `GET /version` from dockerd 20.10.24 (Debian 12's docker.io), verbatim.
+const VERSION_20_10: &str = r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41","Arch":"amd64","BuildTime":"2026-05-07T21:09:36.000000000+00:00","Experimental":"false","GitCommit":"5d6db84","GoVersion":"go1.19.8","KernelVersion":"6.18.44-fc-v1272","MinAPIVersion":"1.12","Os":"linux"}},{"Name":"containerd","Version":"1.6.20~ds1","Details":{"GitCommit":"1.6.20~ds1-1+deb12u3"}},{"Name":"runc","Version":"1.1.5+ds1","Details":{"GitCommit":"1.1.5+ds1-1+deb12u1"}},{"Name":"docker-init","Version":"0.19.0","Details":{"GitCommit":""}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","GitCommit":"5d6db84","GoVersion":"go1.19.8","Os":"linux","Arch":"amd64","KernelVersion":"6.18.44-fc-v1272","BuildTime":"2026-05-07T21:09:36.000000000+00:00"}"#;
+
+/// `GET /version` from dockerd 28.5.2 (Debian sid's docker.io on Debian 12), verbatim.
+const VERSION_28: &str = r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"28.5.2+dfsg4","Details":{"ApiVersion":"1.51","Arch":"amd64","BuildTime":"2026-09-15T11:02:57.000000000+00:00","Experimental":"false","GitCommit":"3ef3c07c883be49a2e8097bcf6d2952fce1d70eb","GoVersion":"go1.27.1","KernelVersion":"6.18.44-fc-v1272","MinAPIVersion":"1.24","Os":"linux"}},{"Name":"containerd","Version":"2.1.9+unknown","Details":{"GitCommit":""}},{"Name":"runc","Version":"1.1.5+ds1","Details":{"GitCommit":"1.1.5+ds1-1+deb12u1"}},{"Name":"docker-init","Version":"0.19.0","Details":{"GitCommit":""}}],"Version":"28.5.2+dfsg4","ApiVersion":"1.51","MinAPIVersion":"1.24","GitCommit":"3ef3c07c883be49a2e8097bcf6d2952fce1d70eb","GoVersion":"go1.27.1","Os":"linux","Arch":"amd64","KernelVersion":"6.18.44-fc-v1272","BuildTime":"2026-09-15T11:02:57.000000000+00:00"}"#;
+
 #[derive(Clone, Debug)]
 struct Seen {
     method: String,
@@ -465,4 +471,26 @@ async fn a_silent_daemon_times_out() {
         .await
         .expect_err("timeout");
     assert!(matches!(err, DockerError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn engine_reads_docker_20_10_and_28_version_unversioned() {
+    for (body, version, api, min) in [
+        (VERSION_20_10, "20.10.24+dfsg1", "1.41", "1.12"),
+        (VERSION_28, "28.5.2+dfsg4", "1.51", "1.24"),
+    ] {
+        let engine = FakeEngine::start(move |_, uri| match uri {
+            "/version" => ok(body),
+            _ => not_found("page"),
+        })
+        .await;
+        let seen = engine.client().engine().await.expect("version");
+        assert_eq!(seen.version, version);
+        assert_eq!(seen.api_version, api);
+        assert_eq!(seen.min_api_version, min);
+        assert_eq!(seen.check(calico_docker::API_VERSION), Ok(()), "{version}");
+        assert_eq!(seen.to_string(), format!("{version} (API {api})"));
+        let asked: Vec<String> = engine.seen().into_iter().map(|s| s.uri).collect();
+        assert_eq!(asked, vec!["/version"], "asked without an API prefix");
+    }
 }
