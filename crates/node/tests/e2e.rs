@@ -352,14 +352,18 @@ fn e2e_kill_and_restart_keeps_traffic_and_cleans_up_after_itself() {
 /// Sends one raw plugin request over the host's `calico.sock`; returns the status line and body.
 fn plugin_call(socket: &Path, call: &str, body: &str) -> (String, String) {
     let mut stream = UnixStream::connect(socket).expect("connect to the plugin socket");
-    write!(
-        stream,
+    // One write: the plugin may answer (a 404) and close before it reads a body sent later.
+    let request = format!(
         "POST /{call} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the reply");
     let status = response.lines().next().unwrap_or_default().to_string();
     let body = response
         .split_once("\r\n\r\n")
