@@ -3,15 +3,12 @@
 use async_trait::async_trait;
 use calico_docker::DockerClient;
 
-use crate::traits::{ContainerRef, DockerApi};
+use crate::traits::{ContainerRef, DockerApi, SourceError};
 
 #[async_trait]
 impl DockerApi for DockerClient {
-    async fn network_name(&self, network_id: &str) -> Result<Option<String>, String> {
-        let network = self
-            .network_inspect(network_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn network_name(&self, network_id: &str) -> Result<Option<String>, SourceError> {
+        let network = self.network_inspect(network_id).await?;
         Ok(network.map(|n| n.name))
     }
 
@@ -19,12 +16,8 @@ impl DockerApi for DockerClient {
         &self,
         network_id: &str,
         endpoint_id: &str,
-    ) -> Result<Option<ContainerRef>, String> {
-        let Some(network) = self
-            .network_inspect(network_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+    ) -> Result<Option<ContainerRef>, SourceError> {
+        let Some(network) = self.network_inspect(network_id).await? else {
             return Ok(None);
         };
         // Endpoints of other hosts are listed under "ep-<endpoint id>", not a container ID.
@@ -36,10 +29,7 @@ impl DockerApi for DockerClient {
         else {
             return Ok(None);
         };
-        let container = self
-            .container_inspect(&container_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let container = self.container_inspect(&container_id).await?;
         Ok(container.map(|c| ContainerRef {
             id: c.id,
             name: c.name,

@@ -39,4 +39,4 @@ pub use driver::{
     IFPREFIX_ENV, LABEL_ENDPOINTS_ENV, LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
 };
 pub use server::{serve, Server, ServerError, DEFAULT_PLUGIN_DIR, IPAM_SOCKET, NETWORK_SOCKET};
-pub use traits::{AddressAllocator, AllocError, ContainerRef, DockerApi, HostLinks};
+pub use traits::{AddressAllocator, AllocError, ContainerRef, DockerApi, HostLinks, SourceError};

@@ -1,5 +1,7 @@
 //! What the driver needs from outside, as narrow traits: Calico IPAM, the Docker API and the
-//! host's links. calico-node provides the real implementations; tests use fakes.
+//! host's links. calico-node provides the real implementations; tests use fakes. Their errors
+//! keep their cause ([`SourceError`]); the text Docker shows is made from them in one place,
+//! [`crate::DriverError`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -8,23 +10,27 @@ use async_trait::async_trait;
 use calico_model::Cidr;
 use ipnet::IpNet;
 
+/// An error from one of the driver's outside parts (the kernel, Docker, the datastore), kept
+/// whole: callers can walk its sources or downcast it to the implementation's own type.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why an address could not be assigned or released.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AllocError {
     /// The pool asked for (or, for [`AddressAllocator::assign`], any pool holding the
     /// address) does not exist.
     #[error("no such Calico IP pool")]
     PoolNotFound,
-    /// Anything else; the message says what.
-    #[error("{0}")]
-    Other(String),
+    /// Anything else, with its cause.
+    #[error(transparent)]
+    Other(SourceError),
 }
 
 /// Calico IPAM, for the IPAM driver.
 #[async_trait]
 pub trait AddressAllocator: Send + Sync {
     /// The CIDRs of the enabled pools of IP `version` (4 or 6).
-    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, String>;
+    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, SourceError>;
     /// Assigns one free address of `version` to this host, from `pool` or else any enabled pool.
     async fn auto_assign(&self, version: u8, pool: Option<Cidr>) -> Result<IpAddr, AllocError>;
     /// Assigns exactly `ip`, which must lie in an enabled pool and be free.
@@ -48,14 +54,14 @@ pub struct ContainerRef {
 #[async_trait]
 pub trait DockerApi: Send + Sync {
     /// The name of the network with this ID; `None` while Docker does not (yet) know it.
-    async fn network_name(&self, network_id: &str) -> Result<Option<String>, String>;
+    async fn network_name(&self, network_id: &str) -> Result<Option<String>, SourceError>;
     /// The container attached to the network through this endpoint; `None` while Docker does
     /// not (yet) list it.
     async fn endpoint_container(
         &self,
         network_id: &str,
         endpoint_id: &str,
-    ) -> Result<Option<ContainerRef>, String>;
+    ) -> Result<Option<ContainerRef>, SourceError>;
 }
 
 /// The host side of container interfaces.
@@ -67,16 +73,13 @@ pub trait HostLinks: Send + Sync {
         host_if: &str,
         temp_if: &str,
         mtu: Option<u32>,
-    ) -> Result<(), String>;
+    ) -> Result<(), SourceError>;
     /// Routes `addrs` to `host_if`, adds a static neighbour entry for each with `mac`, and sets
     /// the interface's sysctls (proxy ARP and friends).
-    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), String>;
+    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), SourceError>;
     /// Removes the routes for `addrs` and the veth `host_if`; absent ones are not an error.
-    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), String>;
-    /// The IPv6 link-local address of `host_if`, used as the container's IPv6 gateway.
-    /// The default knows none, which leaves IPv6 endpoints without a gateway.
-    async fn ipv6_link_local(&self, host_if: &str) -> Result<Option<Ipv6Addr>, String> {
-        let _ = host_if;
-        Ok(None)
-    }
+    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), SourceError>;
+    /// The IPv6 link-local address of `host_if`, used as the container's IPv6 gateway;
+    /// `None` while the interface has none.
+    async fn ipv6_link_local(&self, host_if: &str) -> Result<Option<Ipv6Addr>, SourceError>;
 }

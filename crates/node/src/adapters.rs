@@ -1,13 +1,13 @@
 //! The real implementations of the plugin driver's outside world: Calico IPAM for this node,
 //! and the host's links through netlink.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use async_trait::async_trait;
 use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
 use calico_ipam::{Ipam, IpamError};
-use calico_libnetwork::{AddressAllocator, AllocError, HostLinks};
+use calico_libnetwork::{AddressAllocator, AllocError, HostLinks, SourceError};
 use calico_model::{Cidr, Kind, Resource};
 use calico_store::resources::{Filter, ResourceStore};
 use ipnet::IpNet;
@@ -24,12 +24,8 @@ pub struct NodeIpam {
 
 #[async_trait]
 impl AddressAllocator for NodeIpam {
-    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, String> {
-        let pools = self
-            .store
-            .list(Kind::IpPool, &Filter::default())
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, SourceError> {
+        let pools = self.store.list(Kind::IpPool, &Filter::default()).await?;
         Ok(pools
             .into_iter()
             .filter_map(|r| match r {
@@ -59,7 +55,7 @@ impl AddressAllocator for NodeIpam {
 fn alloc_error(e: IpamError) -> AllocError {
     match e {
         IpamError::PoolNotFound(_) | IpamError::PoolDisabled(_) => AllocError::PoolNotFound,
-        other => AllocError::Other(other.to_string()),
+        other => AllocError::Other(Box::new(other)),
     }
 }
 
@@ -76,27 +72,28 @@ impl HostLinks for NetlinkLinks {
         host_if: &str,
         temp_if: &str,
         mtu: Option<u32>,
-    ) -> Result<(), String> {
-        self.netlink
-            .create_veth(host_if, temp_if, mtu)
-            .await
-            .map_err(|e| e.to_string())
+    ) -> Result<(), SourceError> {
+        Ok(self.netlink.create_veth(host_if, temp_if, mtu).await?)
     }
 
-    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), String> {
+    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), SourceError> {
         let plumbing = WorkloadPlumbing {
             iface: host_if.to_string(),
             addrs: addrs.to_vec(),
             mac,
         };
-        plumb(&self.netlink, &plumbing)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(plumb(&self.netlink, &plumbing).await?)
     }
 
-    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), String> {
-        unplumb(&self.netlink, host_if, addrs)
-            .await
-            .map_err(|e| e.to_string())
+    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), SourceError> {
+        Ok(unplumb(&self.netlink, host_if, addrs).await?)
+    }
+
+    async fn ipv6_link_local(&self, host_if: &str) -> Result<Option<Ipv6Addr>, SourceError> {
+        Err(format!(
+            "IPv6 gateways are not supported yet: calico-node does not read the link-local \
+             address of {host_if}"
+        )
+        .into())
     }
 }

@@ -3,6 +3,8 @@
 
 use calico_store::resources::ResourceError;
 
+use crate::traits::SourceError;
+
 /// A refused or failed plugin call. Docker receives the message as `{"Err": ...}`.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -35,12 +37,13 @@ pub enum DriverError {
     #[error("Error parsing MAC address: {0}")]
     BadMac(String),
     /// Docker could not tell the network's name.
-    #[error("Network {network_id} inspection error: {reason}")]
+    #[error("Network {network_id} inspection error: {source}")]
     NetworkInspect {
         /// The network ID.
         network_id: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: SourceError,
     },
     /// `Join` of an endpoint this process saw no `CreateEndpoint` for.
     #[error(
@@ -65,7 +68,7 @@ pub enum DriverError {
     /// `Join` could not create the veth pair.
     #[error(
         "Veth creation error, hostInterfaceName={host_if}, tempInterfaceName={temp_if}, \
-         vethMTU={mtu}: {reason}"
+         vethMTU={mtu}: {source}"
     )]
     VethCreate {
         /// Host-side name.
@@ -75,23 +78,26 @@ pub enum DriverError {
         /// The MTU asked for (0 = kernel default).
         mtu: u32,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: SourceError,
     },
     /// `Join` could not route the endpoint's addresses to its host interface.
-    #[error("Host interface {host_if} configuration error: {reason}")]
+    #[error("Host interface {host_if} configuration error: {source}")]
     Plumb {
         /// Host-side name.
         host_if: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: SourceError,
     },
     /// `Leave` could not remove the host interface.
-    #[error("Veth removal error, hostInterfaceName={host_if}: {reason}")]
+    #[error("Veth removal error, hostInterfaceName={host_if}: {source}")]
     VethRemove {
         /// Host-side name.
         host_if: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: SourceError,
     },
     /// The Calico datastore failed.
     #[error("{action}: {source}")]
@@ -120,7 +126,7 @@ pub enum DriverError {
     NotAPool,
     /// Calico IPAM could not list its pools.
     #[error("Calico IP pools could not be listed: {0}")]
-    PoolList(String),
+    PoolList(#[source] SourceError),
     /// `RequestAddress` for the gateway (`--gateway`).
     #[error("Calico IPAM does not support specifying a gateway.")]
     GatewayRequest,
@@ -140,13 +146,14 @@ pub enum DriverError {
     PoolDeleted,
     /// Calico IPAM could not assign an address.
     #[error("IP assignment error: {0}")]
-    Assign(String),
+    Assign(#[source] SourceError),
     /// Calico IPAM could not release an address.
-    #[error("IP releasing error, ip: {ip}: {reason}")]
+    #[error("IP releasing error, ip: {ip}: {source}")]
     Release {
         /// The address as Docker sent it.
         ip: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: SourceError,
     },
 }

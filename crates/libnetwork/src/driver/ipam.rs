@@ -115,23 +115,26 @@ impl Driver {
                     return Err(DriverError::PoolDeleted)
                 }
                 Err(AllocError::PoolNotFound) => {
-                    return Err(DriverError::Assign(format!(
-                        "no configured Calico IPv{version} pools"
-                    )))
+                    return Err(DriverError::Assign(
+                        format!("no configured Calico IPv{version} pools").into(),
+                    ))
                 }
                 Err(AllocError::Other(e)) => return Err(DriverError::Assign(e)),
             }
         } else {
             let ip: IpAddr = req.address.parse().map_err(|_| {
-                DriverError::Assign(format!(
-                    "'{}' is not an IP address (expected e.g. 192.168.1.50)",
-                    req.address
-                ))
+                DriverError::Assign(
+                    format!(
+                        "'{}' is not an IP address (expected e.g. 192.168.1.50)",
+                        req.address
+                    )
+                    .into(),
+                )
             })?;
             ipam.assign(ip).await.map_err(|e| match e {
-                AllocError::PoolNotFound => {
-                    DriverError::Assign(format!("{ip} is not in any configured Calico IP pool"))
-                }
+                AllocError::PoolNotFound => DriverError::Assign(
+                    format!("{ip} is not in any configured Calico IP pool").into(),
+                ),
                 AllocError::Other(e) => DriverError::Assign(e),
             })?;
             ip
@@ -153,16 +156,16 @@ impl Driver {
             .map_or(req.address.as_str(), |(ip, _)| ip);
         let ip: IpAddr = text.parse().map_err(|_| DriverError::Release {
             ip: req.address.clone(),
-            reason: "not an IP address (expected e.g. 192.168.1.50)".to_owned(),
+            source: "not an IP address (expected e.g. 192.168.1.50)".into(),
         })?;
         if ip.is_unspecified() {
             return Ok(Empty {});
         }
         match self.inner.ipam.release(ip).await {
             Ok(()) | Err(AllocError::PoolNotFound) => Ok(Empty {}),
-            Err(AllocError::Other(reason)) => Err(DriverError::Release {
+            Err(AllocError::Other(source)) => Err(DriverError::Release {
                 ip: ip.to_string(),
-                reason,
+                source,
             }),
         }
     }

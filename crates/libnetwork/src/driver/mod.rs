@@ -29,7 +29,7 @@ pub use config::{
 };
 pub use error::DriverError;
 
-use crate::traits::{AddressAllocator, DockerApi, HostLinks};
+use crate::traits::{AddressAllocator, DockerApi, HostLinks, SourceError};
 use crate::wire::Id;
 
 /// Calico's libnetwork driver. Cheap to clone; clones share all state.
@@ -142,7 +142,7 @@ impl Driver {
 async fn poll<T, F, Fut>(interval: Duration, timeout: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, String>>,
+    Fut: Future<Output = Result<Option<T>, SourceError>>,
 {
     let deadline = Instant::now() + timeout;
     loop {

@@ -13,6 +13,7 @@ use super::resources::{
     default_profile, format_mac, host_interface, temp_interface, workload_endpoint, ORCHESTRATOR,
 };
 use super::{poll, Driver, DriverError, EndpointRecord, EndpointState};
+use crate::traits::SourceError;
 use crate::wire::{
     AllocateNetworkRequest, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
     CreateNetworkRequest, DiscoveryNotification, Empty, EndpointInterfaceReply,
@@ -232,17 +233,17 @@ impl Driver {
         links
             .create_veth(&host_if, &temp_if, mtu)
             .await
-            .map_err(|reason| DriverError::VethCreate {
+            .map_err(|source| DriverError::VethCreate {
                 host_if: host_if.clone(),
                 temp_if: temp_if.clone(),
                 mtu: mtu.unwrap_or(0),
-                reason,
+                source,
             })?;
-        if let Err(reason) = links.plumb(&host_if, &record.addrs, record.mac).await {
+        if let Err(source) = links.plumb(&host_if, &record.addrs, record.mac).await {
             if let Err(e) = links.remove(&host_if, &record.addrs).await {
                 tracing::warn!(error = %e, host_if, "could not remove the veth of a failed Join");
             }
-            return Err(DriverError::Plumb { host_if, reason });
+            return Err(DriverError::Plumb { host_if, source });
         }
         let mut reply = JoinResponse {
             interface_name: InterfaceName {
@@ -263,7 +264,7 @@ impl Driver {
                         .push(connected_route(format!("{gateway}/128")));
                 }
                 Ok(None) => tracing::warn!(host_if, "no IPv6 link-local address on the host interface: the container gets no IPv6 gateway"),
-                Err(e) => tracing::warn!(error = %e, host_if, "cannot read the host interface's IPv6 link-local address: the container gets no IPv6 gateway"),
+                Err(e) => tracing::warn!(error = %e, host_if, "the container gets no IPv6 gateway"),
             }
         }
         self.start_endpoint_writer(id).await;
@@ -298,7 +299,7 @@ impl Driver {
             .links
             .remove(&host_if, &addrs)
             .await
-            .map_err(|reason| DriverError::VethRemove { host_if, reason })?;
+            .map_err(|source| DriverError::VethRemove { host_if, source })?;
         Ok(Empty {})
     }
 
@@ -435,7 +436,7 @@ impl Driver {
     async fn network_name(&self, network_id: &Id) -> Result<String, DriverError> {
         self.lookup_network_name(network_id)
             .await
-            .map_err(|reason| inspect_error(network_id, reason))?
+            .map_err(|source| inspect_error(network_id, source))?
             .ok_or_else(|| no_such_network(network_id))
     }
 
@@ -447,7 +448,7 @@ impl Driver {
         let reason = match tokio::time::timeout(DOCKER_ANSWER_TIMEOUT, looked_up).await {
             Ok(Ok(Some(name))) => return Ok(Some(name)),
             Ok(Ok(None)) => return Err(no_such_network(network_id)),
-            Ok(Err(reason)) => reason,
+            Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {DOCKER_ANSWER_TIMEOUT:?}"),
         };
         tracing::warn!(%reason, "Docker cannot tell the network's name yet; the endpoint's profile is set once it can");
@@ -455,7 +456,7 @@ impl Driver {
     }
 
     /// The remembered name, else Docker's (then remembered); `None`: Docker has no such network.
-    async fn lookup_network_name(&self, network_id: &Id) -> Result<Option<String>, String> {
+    async fn lookup_network_name(&self, network_id: &Id) -> Result<Option<String>, SourceError> {
         let cached = self
             .inner
             .network_names
@@ -586,15 +587,15 @@ impl Driver {
     }
 }
 
-fn inspect_error(network_id: &Id, reason: String) -> DriverError {
+fn inspect_error(network_id: &Id, source: SourceError) -> DriverError {
     DriverError::NetworkInspect {
         network_id: network_id.to_string(),
-        reason,
+        source,
     }
 }
 
 fn no_such_network(network_id: &Id) -> DriverError {
-    inspect_error(network_id, "Docker has no network with this ID".to_owned())
+    inspect_error(network_id, "Docker has no network with this ID".into())
 }
 
 fn connected_route(destination: String) -> StaticRoute {

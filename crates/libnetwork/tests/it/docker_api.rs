@@ -6,7 +6,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use calico_docker::DockerClient;
+use calico_docker::{DockerClient, DockerError};
 use calico_libnetwork::DockerApi;
 use tokio::net::UnixListener;
 
@@ -67,8 +67,9 @@ async fn fake_engine() -> (tempfile::TempDir, PathBuf) {
 async fn network_names_come_from_network_inspect() {
     let (_dir, socket) = fake_engine().await;
     let docker = DockerClient::new(socket);
-    assert_eq!(docker.network_name(NET).await, Ok(Some("net1".to_owned())));
-    assert_eq!(docker.network_name("0123456789ab").await, Ok(None));
+    let name = |id| docker.network_name(id);
+    assert_eq!(name(NET).await.expect("lookup"), Some("net1".to_owned()));
+    assert_eq!(name("0123456789ab").await.expect("lookup"), None);
 }
 
 #[tokio::test]
@@ -84,13 +85,19 @@ async fn endpoint_containers_skip_remote_entries() {
     assert_eq!(found.name, "workload-A");
     assert_eq!(found.labels["org.projectcalico.label.role"], "db");
     assert_eq!(
-        docker.endpoint_container(NET, REMOTE_EP).await,
-        Ok(None),
+        docker
+            .endpoint_container(NET, REMOTE_EP)
+            .await
+            .expect("lookup"),
+        None,
         "ep-* entries are other hosts'"
     );
     assert_eq!(
-        docker.endpoint_container("0123456789ab", LOCAL_EP).await,
-        Ok(None)
+        docker
+            .endpoint_container("0123456789ab", LOCAL_EP)
+            .await
+            .expect("lookup"),
+        None
     );
 }
 
@@ -102,5 +109,12 @@ async fn an_absent_daemon_is_an_error_naming_the_socket() {
         .network_name(NET)
         .await
         .expect_err("no daemon");
-    assert!(err.contains(&socket.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&socket.display().to_string()),
+        "{err}"
+    );
+    let kept = err
+        .downcast_ref::<DockerError>()
+        .expect("the client's own error is kept");
+    assert!(matches!(kept, DockerError::Connect { .. }), "{kept:?}");
 }

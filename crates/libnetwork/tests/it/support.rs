@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use calico_libnetwork::{
     serve, AddressAllocator, AllocError, ContainerRef, DockerApi, Driver, DriverConfig, HostLinks,
-    Server,
+    Server, SourceError,
 };
 use calico_model::{Cidr, Kind, Profile, Resource, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceStore};
@@ -61,7 +61,7 @@ impl FakeAllocator {
         let ip = block
             .hosts()
             .find(|ip| !assigned.contains(ip))
-            .ok_or_else(|| AllocError::Other(format!("block {block} is full")))?;
+            .ok_or_else(|| AllocError::Other(format!("block {block} is full").into()))?;
         assigned.insert(ip);
         Ok(ip)
     }
@@ -69,7 +69,7 @@ impl FakeAllocator {
 
 #[async_trait]
 impl AddressAllocator for FakeAllocator {
-    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, String> {
+    async fn pool_cidrs(&self, version: u8) -> Result<Vec<Cidr>, SourceError> {
         Ok(lock(&self.pools)
             .iter()
             .filter(|p| p.version() == version)
@@ -169,7 +169,7 @@ impl FakeDocker {
 
 #[async_trait]
 impl DockerApi for FakeDocker {
-    async fn network_name(&self, network_id: &str) -> Result<Option<String>, String> {
+    async fn network_name(&self, network_id: &str) -> Result<Option<String>, SourceError> {
         self.network_lookups.fetch_add(1, Ordering::SeqCst);
         let unanswered =
             self.unanswered_network_lookups
@@ -192,7 +192,7 @@ impl DockerApi for FakeDocker {
         &self,
         _network_id: &str,
         endpoint_id: &str,
-    ) -> Result<Option<ContainerRef>, String> {
+    ) -> Result<Option<ContainerRef>, SourceError> {
         self.container_lookups.fetch_add(1, Ordering::SeqCst);
         if let Some(c) = lock(&self.containers).get(endpoint_id) {
             return Ok(Some(c.clone()));
@@ -239,15 +239,15 @@ impl HostLinks for FakeLinks {
         host_if: &str,
         temp_if: &str,
         mtu: Option<u32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SourceError> {
         lock(&self.calls).push(format!("create_veth {host_if} {temp_if} {mtu:?}"));
         match lock(&self.fail_create).clone() {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(()),
         }
     }
 
-    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), String> {
+    async fn plumb(&self, host_if: &str, addrs: &[IpNet], mac: [u8; 6]) -> Result<(), SourceError> {
         let mac: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
         lock(&self.calls).push(format!(
             "plumb {host_if} {} {}",
@@ -255,17 +255,17 @@ impl HostLinks for FakeLinks {
             mac.join(":")
         ));
         match lock(&self.fail_plumb).clone() {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(()),
         }
     }
 
-    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), String> {
+    async fn remove(&self, host_if: &str, addrs: &[IpNet]) -> Result<(), SourceError> {
         lock(&self.calls).push(format!("remove {host_if} {}", addrs_text(addrs)));
         Ok(())
     }
 
-    async fn ipv6_link_local(&self, _host_if: &str) -> Result<Option<Ipv6Addr>, String> {
+    async fn ipv6_link_local(&self, _host_if: &str) -> Result<Option<Ipv6Addr>, SourceError> {
         Ok(*lock(&self.link_local))
     }
 }

@@ -161,10 +161,7 @@ impl Reconciler {
                     addrs: ep.ipv4.map(IpNet::from).into_iter().collect(),
                     mac: ep.mac.unwrap_or(WORKLOAD_MAC),
                 };
-                self.driver
-                    .adopt(existing)
-                    .await
-                    .map_err(anyhow::Error::msg)
+                Ok(self.driver.adopt(existing).await?)
             }
             Action::Forget(wep) => self.forget(wep, started).await,
             Action::Plumb(wep) => plumb(&self.netlink, &plumbing(wep))
