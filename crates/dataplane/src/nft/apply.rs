@@ -175,8 +175,10 @@ impl Nft {
             program: self.program.display().to_string(),
             error,
         };
+        // The C locale: errors are recognised by nft's English text (`read_back`).
         let mut child = Command::new(&self.program)
             .args(args)
+            .env("LC_ALL", "C")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
