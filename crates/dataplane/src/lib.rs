@@ -10,7 +10,7 @@
 //! - the sysctls Felix sets on workload interfaces, and the global forwarding switches
 //!   ([`sysctl`]);
 //! - the nftables table `inet calico` and two accept rules in Docker's `DOCKER-USER` chain
-//!   ([`nft`]).
+//!   ([`nft`]), programmed through the [`PolicyDataplane`] trait.
 //!
 //! Namespaces: netlink operations act on the namespace of the thread that called
 //! [`netlink::Netlink::connect`] (the socket is bound then, whichever thread later polls it);
@@ -24,6 +24,8 @@ mod error;
 pub mod endpoint;
 pub mod netlink;
 pub mod nft;
+pub mod policy;
 pub mod sysctl;
 
 pub use error::{DataplaneError, Result};
+pub use policy::PolicyDataplane;

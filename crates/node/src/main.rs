@@ -6,8 +6,8 @@ mod adapters;
 mod agent;
 mod autodetect;
 mod config;
+mod dns_table;
 mod engine;
-mod names;
 mod networks;
 mod reconcile;
 mod routing;
@@ -133,7 +133,7 @@ async fn run() -> Result<()> {
         .run(),
     );
     let name_table = match (config.dns, ipv4.addr()) {
-        (true, std::net::IpAddr::V4(address)) => names::serve(address).await,
+        (true, std::net::IpAddr::V4(address)) => dns_table::serve(address).await,
         (true, std::net::IpAddr::V6(_)) => {
             warn!("no IPv4 address: not answering DNS");
             None
@@ -152,13 +152,15 @@ async fn run() -> Result<()> {
         driver,
     };
     let reconciling = tokio::spawn(reconciler.run_forever(config.reconcile_interval));
-    let agent = Agent::new(
+    let mut agent = Agent::new(
         &config.node_name,
         ds,
         Nft::new(),
         config.dataplane_resync_interval,
-        name_table,
     );
+    if let Some(table) = name_table {
+        agent = agent.with_consumer(Box::new(dns_table::NameFeed::new(table)));
+    }
     let policing = tokio::spawn(agent.run());
     info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
 

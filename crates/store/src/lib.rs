@@ -79,7 +79,8 @@ const WATCH_BUFFER: usize = 256;
 
 impl Watch {
     /// Runs `producer` as a task feeding the returned watch; it should stop when sending fails.
-    pub(crate) fn spawn<F, Fut>(producer: F) -> Self
+    /// For implementations of [`Datastore`], including test fakes outside this crate.
+    pub fn spawn<F, Fut>(producer: F) -> Self
     where
         F: FnOnce(mpsc::Sender<WatchEvent>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,

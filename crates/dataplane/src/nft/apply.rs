@@ -1,13 +1,13 @@
 //! Runs `nft`: applies rendered transactions, reads the table back, and counts what it wrote.
 //!
 //! Every call runs the `nft` binary in the network namespace of the calling thread and blocks
-//! until it exits (about 5–20 ms for small transactions); from async code call it through
-//! `tokio::task::spawn_blocking`. A transaction is atomic: when nft rejects it, nothing changed.
+//! until it exits (about 5–20 ms for small transactions); the policy agent calls it through
+//! `tokio::task::block_in_place`. A transaction is atomic: when nft rejects it, nothing changed.
 //!
-//! How the agent is meant to use it: on start [`Nft::resync`] (which writes nothing when the
-//! live table already equals the desired one), then [`Nft::apply_changes`] for every change
-//! report, falling back to [`Nft::apply_full`] when that fails; and periodically
-//! [`Nft::resync`] again to repair drift.
+//! How the agent uses it (through [`PolicyDataplane`](crate::PolicyDataplane)): on start
+//! [`Nft::resync`] (which writes nothing when the live table already equals the desired one),
+//! then [`Nft::apply_changes`] for every change report; when one fails, the agent starts over
+//! from a new listing and [`Nft::resync`]; and periodically [`Nft::resync`] again to repair drift.
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! Names that span hosts: calico-node answers DNS for `<container>.<network>` and `<container>`
 //! of the workloads of every host (calico-dns). The policy agent, which already follows every
-//! workload endpoint in the datastore, keeps the table in step ([`record`]): an endpoint's names
+//! workload endpoint in the datastore, keeps the table in step through [`NameFeed`], one of its
+//! consumers; [`record`] says what an endpoint contributes: its names
 //! come from its `workload` (the container name) and its `profiles` (the network names, as
 //! calico-node writes them); its IPv4 `ipNetworks` answer. While the datastore is unreachable the
 //! last table keeps answering.
@@ -9,8 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use calico_dns::{DnsServer, Names};
-use calico_model::WorkloadEndpoint;
+use calico_model::{Resource, WorkloadEndpoint};
 use tracing::{info, warn};
+
+use crate::agent::feed::{Consumer, SyncStatus, Update};
 
 /// The port Docker's embedded DNS forwards to (`--dns` / daemon.json `dns` take no port).
 pub const DNS_PORT: u16 = 53;
@@ -57,11 +60,66 @@ pub fn record(names: &mut Names, key: &str, wep: &WorkloadEndpoint) {
     names.upsert(key, &wep.metadata.workload, &wep.spec.profiles, &addrs);
 }
 
+/// Keeps a [`NameTable`] in step with the datastore. A listing is gathered into a fresh table
+/// that replaces the served one only once complete; until then DNS answers from the old one.
+pub struct NameFeed {
+    table: NameTable,
+    fresh: Option<Names>,
+}
+
+impl NameFeed {
+    /// Feeds `table`.
+    pub fn new(table: NameTable) -> NameFeed {
+        NameFeed { table, fresh: None }
+    }
+}
+
+impl Consumer for NameFeed {
+    fn on_status(&mut self, status: SyncStatus) {
+        match status {
+            SyncStatus::Resyncing => self.fresh = Some(Names::new()),
+            SyncStatus::InSync => {
+                if let Some(fresh) = self.fresh.take() {
+                    *lock(&self.table) = fresh;
+                }
+            }
+        }
+    }
+
+    fn on_updates(&mut self, updates: &[Update]) {
+        let mut guard;
+        let names = match &mut self.fresh {
+            Some(fresh) => fresh,
+            None => {
+                guard = lock(&self.table);
+                &mut *guard
+            }
+        };
+        for update in updates {
+            match update {
+                Update::Put { path, resource, .. } => {
+                    if let Resource::WorkloadEndpoint(wep) = &**resource {
+                        record(names, path, wep);
+                    }
+                }
+                Update::Remove { path } => names.remove(path),
+            }
+        }
+    }
+}
+
+/// The name table, even if a panic poisoned it (it holds no invariant a panic could break).
+fn lock(table: &NameTable) -> std::sync::RwLockWriteGuard<'_, Names> {
+    table
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use calico_dns::Lookup;
-    use calico_model::{codec, Resource};
+    use calico_model::codec;
 
     const WEP_E: &str = "\
 apiVersion: v1
@@ -91,5 +149,32 @@ spec:
         assert_eq!(names.lookup("ghost.net1"), Lookup::NoSuchName);
         names.remove("/k/e");
         assert_eq!(names.lookup("workload-E.net1"), Lookup::NotOurs);
+    }
+
+    #[test]
+    fn a_listing_replaces_the_served_table_only_once_complete() {
+        let Resource::WorkloadEndpoint(wep) = codec::decode(WEP_E).unwrap().remove(0) else {
+            panic!("a workload endpoint");
+        };
+        let table = NameTable::default();
+        let mut feed = NameFeed::new(table.clone());
+        let put = |path: &str| Update::Put {
+            path: path.into(),
+            key: Resource::WorkloadEndpoint(wep.clone()).key().unwrap(),
+            resource: Box::new(Resource::WorkloadEndpoint(wep.clone())),
+        };
+        feed.on_updates(&[put("/k/e")]);
+        let e = Lookup::Addrs(vec!["192.168.2.5".parse().unwrap()]);
+        assert_eq!(table.read().unwrap().lookup("workload-E.net1"), e);
+        feed.on_status(SyncStatus::Resyncing);
+        feed.on_updates(&[Update::Remove {
+            path: "/k/e".into(),
+        }]);
+        assert_eq!(table.read().unwrap().lookup("workload-E.net1"), e);
+        feed.on_status(SyncStatus::InSync);
+        assert_eq!(
+            table.read().unwrap().lookup("workload-E.net1"),
+            Lookup::NotOurs
+        );
     }
 }

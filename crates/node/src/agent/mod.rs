@@ -1,0 +1,202 @@
+//! The policy agent: follows the datastore (profiles, policies, every host's workload
+//! endpoints), hands each change to its consumers ([`feed`]: the calculation graph, the DNS
+//! name table), and programs the [`PolicyDataplane`] with only what changed. Nothing is written
+//! before the first complete listing; on start, a dataplane that already matches is left
+//! untouched. A failed apply or a lost watch starts it over from a new listing.
+
+pub mod feed;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use calico_calc::CalcGraph;
+use calico_dataplane::PolicyDataplane;
+use calico_store::keys::RESOURCES_PREFIX;
+use calico_store::{Datastore, Watch, WatchEvent};
+use tracing::{info, instrument, warn};
+
+use feed::{decode_event, decode_put, Consumer, Dispatcher, GraphFeed, Relisting, SyncStatus};
+
+/// Changes applied together at most, so a burst becomes a few transactions, not thousands.
+const BATCH: usize = 256;
+/// How long the agent waits before starting over after an error.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Follows the datastore and keeps this host's policy dataplane in line with it.
+pub struct Agent<D> {
+    ds: Arc<dyn Datastore>,
+    dataplane: D,
+    feeds: Dispatcher,
+    resync_interval: Duration,
+    restart_delay: Duration,
+}
+
+/// Why one round of following the datastore ended.
+enum RoundEnd {
+    /// The datastore's history is gone: list again now.
+    Relist,
+}
+
+/// Runs a short blocking call (an `nft` or `iptables` process) without stalling other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+impl<D: PolicyDataplane> Agent<D> {
+    /// An agent for `node` reading `ds` and programming `dataplane`, which it reads back every
+    /// `resync_interval` to repair drift.
+    pub fn new(
+        node: &str,
+        ds: Arc<dyn Datastore>,
+        dataplane: D,
+        resync_interval: Duration,
+    ) -> Self {
+        Agent {
+            ds,
+            dataplane,
+            feeds: Dispatcher::new(GraphFeed::new(node)),
+            resync_interval,
+            restart_delay: RESTART_DELAY,
+        }
+    }
+
+    /// Also hands every change to `consumer` (after the calculation graph).
+    pub fn with_consumer(mut self, consumer: Box<dyn Consumer>) -> Self {
+        self.feeds.add(consumer);
+        self
+    }
+
+    /// Runs forever: list, program, then follow changes; lists again when the watch says so,
+    /// and starts over after an error.
+    pub async fn run(mut self) {
+        loop {
+            match self.sync_and_follow().await {
+                Ok(RoundEnd::Relist) => info!("the datastore asked for a relist; listing again"),
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "policy agent restarting its sync");
+                    tokio::time::sleep(self.restart_delay).await;
+                }
+            }
+        }
+    }
+
+    /// One full sync followed by incremental updates until the watch ends.
+    async fn sync_and_follow(&mut self) -> Result<RoundEnd> {
+        let listing = self
+            .ds
+            .list(RESOURCES_PREFIX)
+            .await
+            .context("listing resources")?;
+        self.feeds.status(SyncStatus::Resyncing);
+        let updates: Vec<_> = listing.items.iter().filter_map(decode_put).collect();
+        self.feeds.updates(&updates);
+        self.feeds.status(SyncStatus::InSync);
+        let graph = self.feeds.graph();
+        graph.take_changes();
+        self.program_full()?;
+        let mut watch = self
+            .ds
+            .watch(RESOURCES_PREFIX, listing.revision)
+            .await
+            .context("watching resources")?;
+        let mut resync = tokio::time::interval(self.resync_interval);
+        resync.tick().await;
+        loop {
+            tokio::select! {
+                event = watch.next() => {
+                    let Some(event) = event else {
+                        anyhow::bail!("the datastore watch ended");
+                    };
+                    if let Some(end) = self.follow(event, &mut watch)? {
+                        return Ok(end);
+                    }
+                }
+                _ = resync.tick() => self.repair_drift()?,
+            }
+        }
+    }
+
+    /// Feeds `first` and what else the watch has buffered (up to [`BATCH`] events) to the
+    /// consumers, then applies what changed; ends the round when the watch asks for a relist.
+    fn follow(&mut self, first: WatchEvent, watch: &mut Watch) -> Result<Option<RoundEnd>> {
+        let mut updates = Vec::new();
+        let mut event = Some(first);
+        let mut taken = 0;
+        while let Some(next) = event {
+            match decode_event(next) {
+                Ok(update) => updates.extend(update),
+                Err(Relisting) => return Ok(Some(RoundEnd::Relist)),
+            }
+            taken += 1;
+            event = if taken < BATCH {
+                watch.try_next()
+            } else {
+                None
+            };
+        }
+        self.feeds.updates(&updates);
+        self.apply_changes()?;
+        Ok(None)
+    }
+
+    /// Applies the graph's pending changes, if any.
+    #[instrument(name = "dataplane_apply", skip_all)]
+    fn apply_changes(&mut self) -> Result<()> {
+        let graph = self.feeds.graph();
+        let changes = graph.take_changes();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let desired = graph.desired();
+        let dataplane = &mut self.dataplane;
+        let size = blocking(|| dataplane.apply_changes(desired, &changes))
+            .context("applying policy changes")?;
+        tracing::debug!(?size, "applied policy changes");
+        Ok(())
+    }
+
+    /// Makes the dataplane equal the desired state, writing nothing when it already is.
+    #[instrument(name = "dataplane_full_sync", skip_all)]
+    fn program_full(&mut self) -> Result<()> {
+        self.admit_policed_traffic();
+        if self.resync().context("programming the policy dataplane")? {
+            info!("policy dataplane programmed from the datastore");
+        } else {
+            info!("policy dataplane already matches the datastore; nothing to write");
+        }
+        Ok(())
+    }
+
+    /// Reads the dataplane back and rewrites it if it drifted.
+    #[instrument(name = "dataplane_drift_check", skip_all)]
+    fn repair_drift(&mut self) -> Result<()> {
+        self.admit_policed_traffic();
+        if self.resync().context("repairing the policy dataplane")? {
+            warn!("the policy dataplane had drifted from the desired state; rewrote it");
+        }
+        Ok(())
+    }
+
+    /// [`PolicyDataplane::resync`] to the graph's desired state.
+    fn resync(&mut self) -> calico_dataplane::Result<bool> {
+        let graph: &CalcGraph = self.feeds.graph();
+        let dataplane = &mut self.dataplane;
+        blocking(|| dataplane.resync(graph.desired()))
+    }
+
+    /// Lets allowed workload traffic past Docker's own FORWARD policy (a drop in any table is
+    /// final); a failure is logged, as the table still polices everything.
+    fn admit_policed_traffic(&mut self) {
+        match blocking(|| self.dataplane.admit_policed_traffic()) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                rules = n,
+                "added DOCKER-USER accept rules for cali* interfaces"
+            ),
+            Err(e) => warn!(error = %e, "cannot check Docker's DOCKER-USER chain"),
+        }
+    }
+}

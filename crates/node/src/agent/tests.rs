@@ -1,0 +1,332 @@
+//! The agent loop against a scripted datastore and a fake dataplane: batching, relisting,
+//! starting over after an apply error, drift repair.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use calico_calc::desired::{Changes, Desired};
+use calico_dataplane::nft::TxSize;
+use calico_dataplane::DataplaneError;
+use calico_model::{codec, Resource};
+use calico_store::keys::key_path;
+use calico_store::{KeyValue, Listing, StoreError};
+use tokio::sync::watch;
+
+use super::*;
+
+/// What the fake dataplane was asked to do.
+#[derive(Clone, Debug, PartialEq)]
+enum Call {
+    /// `resync`, with the interfaces of the desired state.
+    Resync(BTreeSet<String>),
+    /// `apply_changes`, with how many endpoints changed and the interfaces of the desired state.
+    Apply {
+        changed: usize,
+        endpoints: BTreeSet<String>,
+    },
+    /// `admit_policed_traffic`.
+    Admit,
+}
+
+/// Records every call; fails the first `failing_applies` applies; reports drift on every resync.
+struct FakeDataplane {
+    calls: watch::Sender<Vec<Call>>,
+    failing_applies: usize,
+}
+
+fn interfaces(desired: &Desired) -> BTreeSet<String> {
+    desired.endpoints.keys().cloned().collect()
+}
+
+impl PolicyDataplane for FakeDataplane {
+    fn apply_changes(
+        &mut self,
+        desired: &Desired,
+        changes: &Changes,
+    ) -> calico_dataplane::Result<TxSize> {
+        self.calls.send_modify(|calls| {
+            calls.push(Call::Apply {
+                changed: changes.endpoints_changed.len(),
+                endpoints: interfaces(desired),
+            })
+        });
+        if self.failing_applies > 0 {
+            self.failing_applies -= 1;
+            return Err(DataplaneError::Nft {
+                op: "apply",
+                message: "injected failure".into(),
+                line: None,
+            });
+        }
+        Ok(TxSize::default())
+    }
+
+    fn resync(&mut self, desired: &Desired) -> calico_dataplane::Result<bool> {
+        self.calls
+            .send_modify(|calls| calls.push(Call::Resync(interfaces(desired))));
+        Ok(true)
+    }
+
+    fn admit_policed_traffic(&mut self) -> calico_dataplane::Result<usize> {
+        self.calls.send_modify(|calls| calls.push(Call::Admit));
+        Ok(0)
+    }
+}
+
+/// One listing and the watch events that follow it.
+struct Round {
+    listing: Vec<KeyValue>,
+    events: Vec<WatchEvent>,
+}
+
+/// Answers `list` and `watch` from its rounds, one round per listing; once they are used up,
+/// the datastore is unavailable.
+struct ScriptedStore {
+    rounds: Mutex<VecDeque<Round>>,
+    events: Mutex<Vec<WatchEvent>>,
+}
+
+/// What the scripted store does not do.
+fn unsupported() -> StoreError {
+    StoreError::InvalidArgument("not scripted".into())
+}
+
+#[async_trait]
+impl Datastore for ScriptedStore {
+    async fn get(&self, _: &str) -> calico_store::Result<Option<KeyValue>> {
+        Err(unsupported())
+    }
+
+    async fn list(&self, _: &str) -> calico_store::Result<Listing> {
+        let round = self.rounds.lock().unwrap().pop_front();
+        let round = round.ok_or_else(|| StoreError::Unavailable("script ended".into()))?;
+        *self.events.lock().unwrap() = round.events;
+        Ok(Listing {
+            items: round.listing,
+            revision: 1,
+        })
+    }
+
+    async fn create(&self, _: &str, _: &[u8]) -> calico_store::Result<i64> {
+        Err(unsupported())
+    }
+
+    async fn update(&self, _: &str, _: &[u8], _: i64) -> calico_store::Result<i64> {
+        Err(unsupported())
+    }
+
+    async fn delete(&self, _: &str, _: Option<i64>) -> calico_store::Result<i64> {
+        Err(unsupported())
+    }
+
+    /// Buffers every scripted event before returning (the first 256 synchronously, so the
+    /// agent finds them all waiting), then keeps the watch open.
+    async fn watch(&self, _: &str, _: i64) -> calico_store::Result<Watch> {
+        let events = std::mem::take(&mut *self.events.lock().unwrap());
+        Ok(Watch::spawn(move |tx| {
+            let mut events = events.into_iter();
+            for event in events.by_ref().take(BATCH) {
+                tx.try_send(event).expect("the watch buffers a whole batch");
+            }
+            async move {
+                for event in events {
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                tx.closed().await;
+            }
+        }))
+    }
+}
+
+const PROFILE: &str = "\
+apiVersion: v1
+kind: profile
+metadata:
+  name: net1
+spec:
+  ingress:
+  - action: allow
+";
+
+/// A workload endpoint of this host on net1, with interface `cali<n as 11 hex digits>`.
+fn endpoint(n: u32) -> Resource {
+    let yaml = format!(
+        "apiVersion: v1
+kind: workloadEndpoint
+metadata:
+  name: ep-{n}
+  workload: workload-{n}
+  orchestrator: libnetwork
+  node: calico-01
+spec:
+  ipNetworks: [10.65.{}.{}/32]
+  profiles: [net1]
+  interfaceName: {}
+",
+        n / 256,
+        n % 256,
+        interface(n)
+    );
+    codec::decode(&yaml).unwrap().remove(0)
+}
+
+fn interface(n: u32) -> String {
+    format!("cali{n:011x}")
+}
+
+fn stored(resource: &Resource) -> KeyValue {
+    KeyValue {
+        key: key_path(&resource.key().unwrap()),
+        value: serde_json::to_vec(resource).unwrap(),
+        create_revision: 1,
+        mod_revision: 1,
+    }
+}
+
+fn profile() -> KeyValue {
+    stored(&codec::decode(PROFILE).unwrap().remove(0))
+}
+
+fn put(resource: &Resource) -> WatchEvent {
+    WatchEvent::Put(stored(resource))
+}
+
+fn names(ns: impl IntoIterator<Item = u32>) -> BTreeSet<String> {
+    ns.into_iter().map(interface).collect()
+}
+
+/// Runs an agent over `rounds` until the fake dataplane's calls satisfy `done`; returns them.
+async fn run_until(
+    rounds: Vec<Round>,
+    failing_applies: usize,
+    resync_interval: Duration,
+    done: impl Fn(&[Call]) -> bool,
+) -> Vec<Call> {
+    let (calls, mut seen) = watch::channel(Vec::new());
+    let store = ScriptedStore {
+        rounds: Mutex::new(rounds.into()),
+        events: Mutex::new(Vec::new()),
+    };
+    let dataplane = FakeDataplane {
+        calls,
+        failing_applies,
+    };
+    let mut agent = Agent::new("calico-01", Arc::new(store), dataplane, resync_interval);
+    agent.restart_delay = Duration::from_millis(10);
+    let running = tokio::spawn(agent.run());
+    let waited = tokio::time::timeout(Duration::from_secs(10), seen.wait_for(|c| done(c)))
+        .await
+        .is_ok();
+    running.abort();
+    let calls = seen.borrow().clone();
+    assert!(waited, "timed out; calls so far: {calls:?}");
+    calls
+}
+
+/// The calls other than `Admit`.
+fn programming(calls: &[Call]) -> Vec<Call> {
+    calls
+        .iter()
+        .filter(|c| **c != Call::Admit)
+        .cloned()
+        .collect()
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_is_applied_in_batches() {
+    let burst: Vec<_> = (1..=300).map(|n| put(&endpoint(n))).collect();
+    let rounds = vec![Round {
+        listing: vec![profile(), stored(&endpoint(0))],
+        events: burst,
+    }];
+    let calls = run_until(rounds, 0, HOUR, |calls| {
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Apply { endpoints, .. } if endpoints.len() == 301))
+    })
+    .await;
+    let calls = programming(&calls);
+    assert_eq!(calls[0], Call::Resync(names([0])));
+    assert_eq!(
+        calls[1],
+        Call::Apply {
+            changed: BATCH,
+            endpoints: names(0..=BATCH as u32)
+        }
+    );
+    let applies = calls.len() - 1;
+    assert!(
+        (2..=1 + 300 - BATCH).contains(&applies),
+        "{applies} applies"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relist_starts_from_a_new_listing_and_resyncs() {
+    let rounds = vec![
+        Round {
+            listing: vec![profile(), stored(&endpoint(1))],
+            events: vec![put(&endpoint(2)), WatchEvent::Relist],
+        },
+        Round {
+            listing: vec![profile(), stored(&endpoint(3))],
+            events: vec![],
+        },
+    ];
+    let calls = run_until(rounds, 0, HOUR, |calls| programming(calls).len() >= 2).await;
+    assert_eq!(
+        programming(&calls),
+        [Call::Resync(names([1])), Call::Resync(names([3]))]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_starts_over_with_a_full_resync() {
+    let rounds = vec![
+        Round {
+            listing: vec![profile(), stored(&endpoint(1))],
+            events: vec![put(&endpoint(2))],
+        },
+        Round {
+            listing: vec![profile(), stored(&endpoint(1)), stored(&endpoint(2))],
+            events: vec![put(&endpoint(3))],
+        },
+    ];
+    let calls = run_until(rounds, 1, HOUR, |calls| programming(calls).len() >= 4).await;
+    assert_eq!(
+        programming(&calls),
+        [
+            Call::Resync(names([1])),
+            Call::Apply {
+                changed: 1,
+                endpoints: names([1, 2])
+            },
+            Call::Resync(names([1, 2])),
+            Call::Apply {
+                changed: 1,
+                endpoints: names([1, 2, 3])
+            },
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_checked_and_docker_user_kept_on_every_resync_tick() {
+    let rounds = vec![Round {
+        listing: vec![profile(), stored(&endpoint(1))],
+        events: vec![],
+    }];
+    let calls = run_until(rounds, 0, Duration::from_millis(5), |calls| {
+        calls.len() >= 6
+    })
+    .await;
+    let expected = [Call::Admit, Call::Resync(names([1]))];
+    for pair in calls.chunks_exact(2) {
+        assert_eq!(pair, expected);
+    }
+}
