@@ -1,8 +1,9 @@
-//! A Docker workload endpoint's host-side plumbing: interface names, then sysctls, routes and
-//! static neighbours on the host end of its veth, for the libnetwork plugin and the reconciler.
+//! A Docker workload endpoint's host-side plumbing: sysctls, routes and static neighbours on the
+//! host end of its veth, for the libnetwork plugin and the reconciler.
 //!
-//! Owned here: for each endpoint, the `cali<id[..11]>` interface (and its `temp<id[..11]>` peer
-//! until Docker moves it), one route per workload address and one neighbour per IPv4 address.
+//! Owned here: for each endpoint, the `cali…` interface (and its `temp…` peer until Docker moves
+//! it; the names are `calico_model::endpoint_naming`'s), one route per workload address and one
+//! neighbour per IPv4 address.
 //! [`plumb`] needs the interface to exist and be administratively up (the kernel refuses routes
 //! through a down device with ENETDOWN) and validates every address before changing anything.
 //! IPv6 workloads get no static neighbour, as in Felix: NDP resolves them.
@@ -13,41 +14,7 @@ use ipnet::IpNet;
 use tracing::info;
 
 use crate::netlink::{host_route, Netlink};
-use crate::{sysctl, DataplaneError, Result};
-
-/// Prefix of the host end of every workload veth (Felix's default `InterfacePrefix`).
-pub const HOST_INTERFACE_PREFIX: &str = "cali";
-
-/// Prefix of the container end while it is still in the host namespace.
-pub const TEMP_INTERFACE_PREFIX: &str = "temp";
-
-/// How many characters of the endpoint id go into an interface name.
-const ID_CHARS: usize = 11;
-
-/// The first 11 characters of `endpoint_id`, which must be at least 11 characters of `[0-9a-f]`.
-fn id_part(endpoint_id: &str) -> Result<&str> {
-    let valid = endpoint_id.len() >= ID_CHARS
-        && endpoint_id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if valid {
-        Ok(&endpoint_id[..ID_CHARS])
-    } else {
-        Err(DataplaneError::InvalidEndpointId {
-            id: endpoint_id.to_string(),
-        })
-    }
-}
-
-/// The host-side veth name for a Docker endpoint: `cali` + the first 11 characters of its id.
-pub fn host_interface_name(endpoint_id: &str) -> Result<String> {
-    Ok(format!("{HOST_INTERFACE_PREFIX}{}", id_part(endpoint_id)?))
-}
-
-/// The container-side veth name before Docker moves it: `temp` + the first 11 id characters.
-pub fn temp_interface_name(endpoint_id: &str) -> Result<String> {
-    Ok(format!("{TEMP_INTERFACE_PREFIX}{}", id_part(endpoint_id)?))
-}
+use crate::{sysctl, Result};
 
 /// What the host needs to know to route to one workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,41 +52,4 @@ pub async fn unplumb(nl: &Netlink, iface: &str, addrs: &[IpNet]) -> Result<()> {
     let deleted = nl.delete_link(iface).await?;
     info!(iface, ?addrs, deleted, "unplumbed workload");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn names_use_the_first_eleven_characters() {
-        assert_eq!(host_interface_name(ID).unwrap(), "cali0123456789a");
-        assert_eq!(temp_interface_name(ID).unwrap(), "temp0123456789a");
-        assert_eq!(
-            host_interface_name("0123456789a").unwrap(),
-            "cali0123456789a"
-        );
-        assert_eq!(host_interface_name(ID).unwrap().len(), 15);
-    }
-
-    #[test]
-    fn invalid_endpoint_ids_are_rejected() {
-        for bad in [
-            "",
-            "0123456789",
-            "0123456789A",
-            "0123456789abcdeg",
-            "ü123456789abc",
-            "0123456789a ",
-        ] {
-            for name in [host_interface_name(bad), temp_interface_name(bad)] {
-                match name {
-                    Err(DataplaneError::InvalidEndpointId { id }) => assert_eq!(id, bad),
-                    other => panic!("{bad:?}: {other:?}"),
-                }
-            }
-        }
-    }
 }

@@ -19,12 +19,6 @@ pub enum DataplaneError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A Docker endpoint id that is not at least 11 characters of `[0-9a-f]`.
-    #[error("invalid endpoint id {id:?}: expected at least 11 characters of [0-9a-f]")]
-    InvalidEndpointId {
-        /// The rejected id.
-        id: String,
-    },
     /// A workload route destination that is not a single address.
     #[error("route destination {dest} is not a host route (/32 or /128)")]
     NotHostRoute {

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use calico_model::endpoint_naming::format_mac;
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags};
@@ -75,11 +76,6 @@ pub(crate) fn host_route(dest: IpNet) -> Result<IpNet> {
     } else {
         Err(DataplaneError::NotHostRoute { dest })
     }
-}
-
-/// Formats a MAC address as `ee:ee:ee:ee:ee:ee`.
-fn mac_string(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
 }
 
 /// A main-table route message for `dest` with our protocol, optionally bound to `oif`.
@@ -370,7 +366,7 @@ impl Netlink {
             .map_err(|e| {
                 let what = format!(
                     "setting neighbour {ip} lladdr {} dev {dev}",
-                    mac_string(mac)
+                    format_mac(&mac)
                 );
                 failed(what, os_error(e))
             })?;
@@ -426,13 +422,5 @@ mod tests {
     fn connecting_outside_a_runtime_is_an_error() {
         let err = Netlink::connect().unwrap_err();
         assert!(matches!(err, DataplaneError::Connect { .. }), "{err}");
-    }
-
-    #[test]
-    fn macs_print_in_ip_neigh_style() {
-        assert_eq!(
-            mac_string([0xee, 0xee, 0xee, 0, 1, 0xab]),
-            "ee:ee:ee:00:01:ab"
-        );
     }
 }

@@ -14,6 +14,7 @@ use std::{fs, thread};
 use calico_dataplane::endpoint::{self, WorkloadPlumbing};
 use calico_dataplane::netlink::{LinkInfo, Netlink};
 use calico_dataplane::{sysctl, DataplaneError};
+use calico_model::endpoint_naming::{host_interface, temp_interface, DockerId};
 use ipnet::IpNet;
 use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
@@ -265,10 +266,8 @@ fn neighbours_are_permanent_and_replaced() {
 fn plumb_and_unplumb_end_to_end() {
     in_netns(|nl| async move {
         let id = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccdddddddddddddddd";
-        let (host, temp) = (
-            endpoint::host_interface_name(id).unwrap(),
-            endpoint::temp_interface_name(id).unwrap(),
-        );
+        let id = DockerId::new(id).unwrap();
+        let (host, temp) = (host_interface(&id), temp_interface(&id));
         assert_eq!((host.as_str(), temp.as_str()), (HOST_A, TEMP_A));
         nl.create_veth(&host, &temp, None).await.unwrap();
         let addrs = vec![net("10.65.0.5/32"), net("fd00::5/128")];

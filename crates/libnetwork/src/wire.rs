@@ -3,12 +3,11 @@
 //!
 //! Requests are read leniently: unknown fields are ignored, and `null` or a missing map, list,
 //! string or flag reads as empty. Only the IDs a call acts on are required, and they must look
-//! like Docker IDs ([`Id`]). Responses carry exactly the fields Docker reads.
+//! like Docker IDs ([`DockerId`]). Responses carry exactly the fields Docker reads.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::de::Error as _;
+use calico_model::endpoint_naming::DockerId;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -34,52 +33,6 @@ pub const REQUEST_ADDRESS_TYPE: &str = "RequestAddressType";
 /// `null` or absent reads as the type's default.
 fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// A Docker network or endpoint ID: 1 to 128 ASCII letters or digits (Docker's are 64 hex
-/// digits). Safe to use in interface names, datastore keys and API paths.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct Id(String);
-
-/// A string that is not a Docker ID.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a Docker ID: expected 1-128 ASCII letters or digits")]
-pub struct InvalidId(String);
-
-impl Id {
-    /// Checks and wraps an ID.
-    pub fn new(id: impl Into<String>) -> Result<Id, InvalidId> {
-        let id = id.into();
-        if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            Ok(Id(id))
-        } else {
-            Err(InvalidId(id))
-        }
-    }
-
-    /// The ID text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The first `n` characters (all of it if shorter), as interface names use.
-    pub fn prefix(&self, n: usize) -> &str {
-        // IDs are ASCII, so every index is a character boundary.
-        &self.0[..n.min(self.0.len())]
-    }
-}
-
-impl fmt::Display for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Id::new(String::deserialize(d)?).map_err(D::Error::custom)
-    }
 }
 
 /// The interface a call belongs to.
@@ -254,7 +207,7 @@ pub struct IpamData {
 pub struct CreateNetworkRequest {
     /// The new network's ID.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
     /// Generic options: `com.docker.network.*` flags and the `--opt` map.
     #[serde(rename = "Options", default, deserialize_with = "nullable")]
     pub options: Map<String, Value>,
@@ -271,7 +224,7 @@ pub struct CreateNetworkRequest {
 pub struct NetworkRequest {
     /// The network.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
 }
 
 /// The addresses Docker's IPAM gave an endpoint.
@@ -293,10 +246,10 @@ pub struct EndpointInterface {
 pub struct CreateEndpointRequest {
     /// The network.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
     /// The new endpoint's ID.
     #[serde(rename = "EndpointID")]
-    pub endpoint_id: Id,
+    pub endpoint_id: DockerId,
     /// Addresses and MAC.
     #[serde(rename = "Interface", default, deserialize_with = "nullable")]
     pub interface: EndpointInterface,
@@ -327,10 +280,10 @@ pub struct EndpointInterfaceReply {
 pub struct EndpointRequest {
     /// The network.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
     /// The endpoint.
     #[serde(rename = "EndpointID")]
-    pub endpoint_id: Id,
+    pub endpoint_id: DockerId,
 }
 
 /// `NetworkDriver.EndpointOperInfo` reply.
@@ -346,10 +299,10 @@ pub struct EndpointOperInfoResponse {
 pub struct JoinRequest {
     /// The network.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
     /// The endpoint.
     #[serde(rename = "EndpointID")]
-    pub endpoint_id: Id,
+    pub endpoint_id: DockerId,
     /// Path of the container's network namespace, in dockerd's mount namespace.
     #[serde(rename = "SandboxKey", default, deserialize_with = "nullable")]
     pub sandbox_key: String,
@@ -428,10 +381,10 @@ pub struct DiscoveryNotification {
 pub struct ProgramExternalConnectivityRequest {
     /// The network.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
     /// The endpoint.
     #[serde(rename = "EndpointID")]
-    pub endpoint_id: Id,
+    pub endpoint_id: DockerId,
     /// Exposed ports and port map.
     #[serde(rename = "Options", default, deserialize_with = "nullable")]
     pub options: Map<String, Value>,
@@ -442,7 +395,7 @@ pub struct ProgramExternalConnectivityRequest {
 pub struct AllocateNetworkRequest {
     /// The network.
     #[serde(rename = "NetworkID")]
-    pub network_id: Id,
+    pub network_id: DockerId,
     /// Network options.
     #[serde(rename = "Options", default, deserialize_with = "nullable")]
     pub options: Map<String, Value>,
@@ -565,16 +518,6 @@ mod tests {
         assert_eq!(Call::Activate.interface(), Interface::Plugin);
         assert_eq!(Call::Join.interface(), Interface::NetworkDriver);
         assert_eq!(Call::ReleasePool.interface(), Interface::IpamDriver);
-    }
-
-    #[test]
-    fn ids_are_ascii_alphanumeric() {
-        let id = Id::new("0a930a258ae710a61c05").expect("hex id");
-        assert_eq!(id.prefix(11), "0a930a258ae");
-        assert_eq!(Id::new("ab").expect("short").prefix(11), "ab");
-        for bad in ["", "../x", "a b", "é", &"a".repeat(129)] {
-            assert!(Id::new(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

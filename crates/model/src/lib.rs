@@ -28,6 +28,7 @@
 
 mod backend_rule;
 pub mod codec;
+pub mod endpoint_naming;
 mod key;
 mod kind;
 mod resources;

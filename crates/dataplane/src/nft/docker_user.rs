@@ -13,7 +13,8 @@
 use std::io;
 use std::process::Command;
 
-use crate::endpoint::HOST_INTERFACE_PREFIX;
+use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
+
 use crate::{DataplaneError, Result};
 
 /// Docker's chain for user rules.

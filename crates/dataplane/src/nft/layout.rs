@@ -41,7 +41,7 @@ use super::names::{
     PROFILE_INGRESS, TO_ENDPOINT,
 };
 use super::rule::{referenced_sets, render_rule, Family};
-use crate::endpoint::HOST_INTERFACE_PREFIX;
+use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
 
 /// The packet mark bit a policy sets on `pass`; cleared before and after an endpoint's
 /// policies, so it never leaves the table set.

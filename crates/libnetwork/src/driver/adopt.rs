@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use tracing::instrument;
 
 use super::{Driver, EndpointRecord, EndpointState};
-use crate::wire::{Id, InvalidId};
+use calico_model::endpoint_naming::{DockerId, InvalidDockerId};
 
 /// An endpoint Docker reports on this host, as the reconciler found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,9 +41,9 @@ impl Driver {
     /// Takes over an endpoint Docker has but the datastore lacks: remembers it like
     /// `CreateEndpoint` does and writes its workload endpoint once Docker shows its container.
     #[instrument(name = "adopt", skip_all, fields(network_id = %existing.network_id, endpoint_id = %existing.endpoint_id))]
-    pub async fn adopt(&self, existing: ExistingEndpoint) -> Result<(), InvalidId> {
-        let id = Id::new(existing.endpoint_id.as_str())?;
-        let network_id = Id::new(existing.network_id.as_str())?;
+    pub async fn adopt(&self, existing: ExistingEndpoint) -> Result<(), InvalidDockerId> {
+        let id = DockerId::new(existing.endpoint_id.as_str())?;
+        let network_id = DockerId::new(existing.network_id.as_str())?;
         let record = EndpointRecord {
             network_id,
             network_name: Some(existing.network_name),

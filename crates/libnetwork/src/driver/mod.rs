@@ -30,7 +30,7 @@ pub use config::{
 pub use error::DriverError;
 
 use crate::traits::{AddressAllocator, DockerApi, HostLinks, SourceError};
-use crate::wire::Id;
+use calico_model::endpoint_naming::DockerId;
 
 /// Calico's libnetwork driver. Cheap to clone; clones share all state.
 #[derive(Clone)]
@@ -45,10 +45,10 @@ struct Inner {
     docker: Arc<dyn DockerApi>,
     links: Arc<dyn HostLinks>,
     /// Endpoints created through this process and not deleted since.
-    endpoints: tokio::sync::Mutex<HashMap<Id, EndpointState>>,
+    endpoints: tokio::sync::Mutex<HashMap<DockerId, EndpointState>>,
     /// Network names Docker has told us, by network ID (IDs survive dockerd restarts, when
     /// Docker calls `CreateEndpoint` before its API answers).
-    network_names: Mutex<HashMap<Id, String>>,
+    network_names: Mutex<HashMap<DockerId, String>>,
     /// Background tasks not yet awaited by [`Driver::settle`].
     background: Mutex<JoinSet<()>>,
     /// Why the Engine Docker runs is refused, once known (see [`Driver::set_engine_support`]).
@@ -60,7 +60,7 @@ struct Inner {
 /// What `CreateEndpoint` learnt, kept for `Join`, `Leave` and the endpoint writer.
 #[derive(Clone, Debug)]
 struct EndpointRecord {
-    network_id: Id,
+    network_id: DockerId,
     /// Known when profiles are on, once Docker has answered (see `CreateEndpoint`).
     network_name: Option<String>,
     /// /32 and /128 networks.

@@ -3,27 +3,27 @@
 use std::net::IpAddr;
 use std::sync::PoisonError;
 
-use calico_model::{Kind, MacAddr, Resource, ResourceKey, WorkloadEndpoint};
+use calico_model::endpoint_naming::{
+    format_mac, host_interface, parse_workload_mac, temp_interface, DockerId, ORCHESTRATOR,
+    WORKLOAD_MAC,
+};
+use calico_model::{Kind, Resource, ResourceKey, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceError};
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 use tracing::{instrument, Instrument};
 
-use super::resources::{
-    default_profile, format_mac, host_interface, temp_interface, workload_endpoint, ORCHESTRATOR,
-};
+use super::resources::{default_profile, workload_endpoint};
 use super::{poll, Driver, DriverError, EndpointRecord, EndpointState};
 use crate::traits::SourceError;
 use crate::wire::{
     AllocateNetworkRequest, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
     CreateNetworkRequest, DiscoveryNotification, Empty, EndpointInterfaceReply,
-    EndpointOperInfoResponse, EndpointRequest, Id, InterfaceName, JoinRequest, JoinResponse,
+    EndpointOperInfoResponse, EndpointRequest, InterfaceName, JoinRequest, JoinResponse,
     NetworkRequest, ProgramExternalConnectivityRequest, StaticRoute, GLOBAL_ADDRESS_SPACE,
     LOCAL_ADDRESS_SPACE, ROUTE_CONNECTED, SENTINEL_GATEWAY_V4,
 };
 
-/// The MAC every container interface gets unless the user chose one.
-const DEFAULT_MAC: [u8; 6] = [0xee; 6];
 /// How long `CreateEndpoint` waits for Docker to name the network (see `network_name_now`).
 const DOCKER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The fake next hop every container routes through; never configured on any interface
@@ -132,12 +132,16 @@ impl Driver {
         }
         let (mac, reply) = if iface.mac_address.is_empty() {
             let reply = EndpointInterfaceReply {
-                mac_address: format_mac(&DEFAULT_MAC),
+                mac_address: format_mac(&WORKLOAD_MAC),
             };
-            (DEFAULT_MAC, Some(reply))
+            (WORKLOAD_MAC, Some(reply))
         } else {
             // libnetwork refuses a driver that changes a MAC the user chose: reply with none.
-            (parse_mac(&iface.mac_address)?, None)
+            (
+                parse_workload_mac(&iface.mac_address)
+                    .map_err(|e| DriverError::BadMac(e.to_string()))?,
+                None,
+            )
         };
         let network_name = if self.config().create_profiles {
             match self.network_name_now(&req.network_id).await? {
@@ -349,7 +353,7 @@ impl Driver {
     }
 
     /// Polls Docker until the new network shows up, then creates its profile.
-    async fn create_profile_when_visible(self, network_id: Id) {
+    async fn create_profile_when_visible(self, network_id: DockerId) {
         let config = self.config();
         let docker = &self.inner.docker;
         let name = poll(config.poll_interval, config.network_poll_timeout, || {
@@ -433,7 +437,7 @@ impl Driver {
     }
 
     /// The network's name (Docker's answer is remembered: IDs survive dockerd restarts).
-    async fn network_name(&self, network_id: &Id) -> Result<String, DriverError> {
+    async fn network_name(&self, network_id: &DockerId) -> Result<String, DriverError> {
         self.lookup_network_name(network_id)
             .await
             .map_err(|source| inspect_error(network_id, source))?
@@ -443,7 +447,7 @@ impl Driver {
     /// The network's name for `CreateEndpoint`, which must not wait on Docker: while dockerd
     /// starts (restarting its containers) it calls the plugin before its API answers. A name
     /// Docker cannot tell in time is `None`; the endpoint writer asks again once Docker answers.
-    async fn network_name_now(&self, network_id: &Id) -> Result<Option<String>, DriverError> {
+    async fn network_name_now(&self, network_id: &DockerId) -> Result<Option<String>, DriverError> {
         let looked_up = self.lookup_network_name(network_id);
         let reason = match tokio::time::timeout(DOCKER_ANSWER_TIMEOUT, looked_up).await {
             Ok(Ok(Some(name))) => return Ok(Some(name)),
@@ -456,7 +460,10 @@ impl Driver {
     }
 
     /// The remembered name, else Docker's (then remembered); `None`: Docker has no such network.
-    async fn lookup_network_name(&self, network_id: &Id) -> Result<Option<String>, SourceError> {
+    async fn lookup_network_name(
+        &self,
+        network_id: &DockerId,
+    ) -> Result<Option<String>, SourceError> {
         let cached = self
             .inner
             .network_names
@@ -474,7 +481,7 @@ impl Driver {
         Ok(name)
     }
 
-    fn remember_network_name(&self, network_id: &Id, name: &str) {
+    fn remember_network_name(&self, network_id: &DockerId, name: &str) {
         self.inner
             .network_names
             .lock()
@@ -483,7 +490,7 @@ impl Driver {
     }
 
     /// This node's workload endpoints for the endpoint (normally zero or one).
-    async fn stored_endpoints(&self, id: &Id) -> Result<Vec<WorkloadEndpoint>, DriverError> {
+    async fn stored_endpoints(&self, id: &DockerId) -> Result<Vec<WorkloadEndpoint>, DriverError> {
         let filter = Filter {
             name: Some(id.to_string()),
             node: Some(self.config().node.clone()),
@@ -508,7 +515,7 @@ impl Driver {
             .collect())
     }
 
-    fn unknown_endpoint(&self, id: &Id) -> DriverError {
+    fn unknown_endpoint(&self, id: &DockerId) -> DriverError {
         DriverError::UnknownEndpoint {
             endpoint_id: id.to_string(),
             node: self.config().node.clone(),
@@ -516,7 +523,7 @@ impl Driver {
     }
 
     /// Starts (or restarts) the task writing the endpoint's workload endpoint.
-    pub(super) async fn start_endpoint_writer(&self, id: &Id) {
+    pub(super) async fn start_endpoint_writer(&self, id: &DockerId) {
         let mut endpoints = self.inner.endpoints.lock().await;
         let Some(state) = endpoints.get_mut(id) else {
             return;
@@ -533,7 +540,7 @@ impl Driver {
 
     /// Waits for Docker to show the endpoint's container, then writes its workload endpoint
     /// (with workload `libnetwork` if the container never shows).
-    async fn write_endpoint(self, id: Id) {
+    async fn write_endpoint(self, id: DockerId) {
         let Some(record) = self
             .inner
             .endpoints
@@ -587,14 +594,14 @@ impl Driver {
     }
 }
 
-fn inspect_error(network_id: &Id, source: SourceError) -> DriverError {
+fn inspect_error(network_id: &DockerId, source: SourceError) -> DriverError {
     DriverError::NetworkInspect {
         network_id: network_id.to_string(),
         source,
     }
 }
 
-fn no_such_network(network_id: &Id) -> DriverError {
+fn no_such_network(network_id: &DockerId) -> DriverError {
     inspect_error(network_id, "Docker has no network with this ID".into())
 }
 
@@ -655,19 +662,6 @@ fn host_network(text: &str, version: u8) -> Result<IpNet, DriverError> {
         (_, 4) => Err(bad("Address must be an IPv4 address")),
         _ => Err(bad("AddressIPv6 must be an IPv6 address")),
     }
-}
-
-/// A user-chosen MAC; it must be 6 bytes.
-fn parse_mac(text: &str) -> Result<[u8; 6], DriverError> {
-    let mac: MacAddr = text
-        .parse()
-        .map_err(|e: calico_model::InvalidValue| DriverError::BadMac(e.to_string()))?;
-    <[u8; 6]>::try_from(mac.bytes()).map_err(|_| {
-        DriverError::BadMac(format!(
-            "'{text}' has {} bytes; a container interface needs a 6-byte MAC such as 02:42:c0:a8:01:32",
-            mac.bytes().len()
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -757,21 +751,5 @@ mod tests {
             .expect_err("garbage")
             .to_string()
             .starts_with("Parsing banana as CIDR failed: "));
-    }
-
-    #[test]
-    fn user_macs_must_be_six_bytes() {
-        assert_eq!(
-            parse_mac("02:42:C0:A8:01:32").expect("mac"),
-            [0x02, 0x42, 0xc0, 0xa8, 0x01, 0x32]
-        );
-        assert!(parse_mac("nope")
-            .expect_err("bad")
-            .to_string()
-            .starts_with("Error parsing MAC address: "));
-        assert!(parse_mac("00:00:00:00:fe:80:00:00")
-            .expect_err("8 bytes")
-            .to_string()
-            .contains("6-byte"));
     }
 }

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use calico_model::endpoint_naming::{
+    format_mac, host_interface, DockerId, FALLBACK_WORKLOAD, ORCHESTRATOR,
+};
 use calico_model::{
     Cidr, EntityRule, Profile, ProfileMetadata, ProfileSpec, Resource, Rule, WorkloadEndpoint,
     WorkloadEndpointMetadata, WorkloadEndpointSpec,
@@ -10,33 +13,9 @@ use calico_model::{
 
 use super::{DriverConfig, EndpointRecord};
 use crate::traits::ContainerRef;
-use crate::wire::Id;
 
-/// `metadata.orchestrator` of every workload endpoint the driver writes.
-pub(crate) const ORCHESTRATOR: &str = "libnetwork";
-/// `metadata.workload` when the endpoint's container could not be found (Calico's Go value).
-pub(crate) const FALLBACK_WORKLOAD: &str = "libnetwork";
 /// Container labels with this prefix become endpoint labels, prefix stripped.
 pub(crate) const LABEL_PREFIX: &str = "org.projectcalico.label.";
-
-/// The host side of an endpoint's veth pair: `cali` + the first 11 characters of its ID
-/// (15 characters, the Linux maximum).
-pub(crate) fn host_interface(endpoint_id: &Id) -> String {
-    format!("cali{}", endpoint_id.prefix(11))
-}
-
-/// The container side of the veth pair until Docker moves and renames it.
-pub(crate) fn temp_interface(endpoint_id: &Id) -> String {
-    format!("temp{}", endpoint_id.prefix(11))
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
 
 /// A network's default profile: members may talk to each other, and anywhere outbound.
 pub(crate) fn default_profile(network: &str) -> Profile {
@@ -67,7 +46,7 @@ pub(crate) fn default_profile(network: &str) -> Profile {
 /// (an unusual name, invalid labels) are left out with a warning.
 pub(crate) fn workload_endpoint(
     config: &DriverConfig,
-    endpoint_id: &Id,
+    endpoint_id: &DockerId,
     record: &EndpointRecord,
     container: Option<&ContainerRef>,
 ) -> WorkloadEndpoint {
@@ -160,8 +139,8 @@ fn field_ok(probe: WorkloadEndpoint, path: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> Id {
-        Id::new(s).expect("valid id")
+    fn id(s: &str) -> DockerId {
+        DockerId::new(s).expect("valid id")
     }
 
     fn record(network_name: Option<&str>) -> EndpointRecord {
@@ -171,14 +150,6 @@ mod tests {
             addrs: vec!["192.168.1.1/32".parse().expect("net")],
             mac: [0xee; 6],
         }
-    }
-
-    #[test]
-    fn interface_names_use_eleven_id_characters() {
-        let ep = id("0a930a258ae710a61c05b34d4d14149e");
-        assert_eq!(host_interface(&ep), "cali0a930a258ae");
-        assert_eq!(temp_interface(&ep), "temp0a930a258ae");
-        assert_eq!(host_interface(&id("ab")), "caliab");
     }
 
     #[test]

@@ -8,26 +8,23 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use calico_dataplane::endpoint::{
-    host_interface_name, plumb, unplumb, WorkloadPlumbing, HOST_INTERFACE_PREFIX,
-};
+use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
 use calico_docker::DockerClient;
 use calico_ipam::Ipam;
 use calico_libnetwork::{Driver, ExistingEndpoint};
-use calico_model::{Kind, MacAddr, Resource, WorkloadEndpoint};
+use calico_model::endpoint_naming::{
+    parse_workload_mac, HOST_INTERFACE_PREFIX, ORCHESTRATOR, WORKLOAD_MAC,
+};
+use calico_model::{Kind, Resource, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceError, ResourceStore};
 use ipnet::IpNet;
 use tracing::{info, instrument, warn};
 
 pub use plan::{plan, Action, DockerEndpoint, Observed};
 
-/// The MAC Calico gives every container interface.
-const WORKLOAD_MAC: [u8; 6] = [0xee; 6];
 /// The Docker network driver whose endpoints are ours.
 const CALICO_DRIVER: &str = "calico";
-/// The orchestrator of the workload endpoints the plugin writes.
-const ORCHESTRATOR: &str = "libnetwork";
 
 /// Everything reconciliation reads and repairs, for one node.
 pub struct Reconciler {
@@ -61,7 +58,7 @@ impl Reconciler {
     pub async fn run_once(&self) -> Result<usize> {
         let started = unix_now();
         let observed = self.observe(started).await?;
-        let actions = plan(&observed, interface_of);
+        let actions = plan(&observed);
         for action in &actions {
             if let Err(e) = self.apply(action, started).await {
                 warn!(?action, error = %format!("{e:#}"), "repair failed");
@@ -139,7 +136,7 @@ impl Reconciler {
                     network_id: net.id.clone(),
                     network_name: net.name.clone(),
                     ipv4: c.ipv4_address.map(|n| n.addr()),
-                    mac: parse_mac(&c.mac_address),
+                    mac: parse_workload_mac(&c.mac_address).ok(),
                 });
             }
         }
@@ -226,16 +223,6 @@ fn plumbing(wep: &WorkloadEndpoint) -> WorkloadPlumbing {
         addrs: wep.spec.ip_networks.iter().map(|c| c.ip_net()).collect(),
         mac,
     }
-}
-
-/// The host interface of an endpoint, as the plugin names it (none for a malformed ID).
-fn interface_of(endpoint_id: &str) -> String {
-    host_interface_name(endpoint_id).unwrap_or_default()
-}
-
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mac: MacAddr = text.parse().ok()?;
-    mac.bytes().try_into().ok()
 }
 
 fn unix_now() -> u64 {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
+use calico_model::endpoint_naming::{host_interface, DockerId};
 use calico_model::WorkloadEndpoint;
 
 /// A Calico endpoint as Docker reports it (from `network inspect` of a calico network).
@@ -57,7 +58,7 @@ pub enum Action {
 pub const RELEASE_GRACE_SECS: u64 = 60;
 
 /// Decides the repairs; endpoints that are live everywhere are only ever re-plumbed.
-pub fn plan(observed: &Observed, interface_of: impl Fn(&str) -> String) -> Vec<Action> {
+pub fn plan(observed: &Observed) -> Vec<Action> {
     let mut actions = Vec::new();
     let recorded: HashSet<&str> = observed
         .workloads
@@ -69,7 +70,7 @@ pub fn plan(observed: &Observed, interface_of: impl Fn(&str) -> String) -> Vec<A
     let mut owned_links: BTreeSet<String> = BTreeSet::new();
     let mut used: HashSet<IpAddr> = HashSet::new();
     for id in &observed.pending {
-        owned_links.insert(interface_of(id));
+        owned_links.extend(interface_of(id));
     }
     for wep in &observed.workloads {
         owned_links.insert(wep.spec.interface_name.clone());
@@ -79,7 +80,7 @@ pub fn plan(observed: &Observed, interface_of: impl Fn(&str) -> String) -> Vec<A
     if let Some(docker) = &observed.docker {
         let live: HashSet<&str> = docker.iter().map(|e| e.endpoint_id.as_str()).collect();
         for ep in docker {
-            owned_links.insert(interface_of(&ep.endpoint_id));
+            owned_links.extend(interface_of(&ep.endpoint_id));
             used.extend(ep.ipv4);
             if !recorded.contains(ep.endpoint_id.as_str())
                 && !observed.pending.contains(&ep.endpoint_id)
@@ -117,13 +118,22 @@ pub fn plan(observed: &Observed, interface_of: impl Fn(&str) -> String) -> Vec<A
     actions
 }
 
+/// The host interface of an endpoint, as the plugin names it; none for an ID Docker would not
+/// have given the plugin.
+fn interface_of(endpoint_id: &str) -> Option<String> {
+    DockerId::new(endpoint_id)
+        .ok()
+        .map(|id| host_interface(&id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calico_model::endpoint_naming::{ORCHESTRATOR, WORKLOAD_MAC};
     use calico_model::{WorkloadEndpointMetadata, WorkloadEndpointSpec};
 
     fn iface(id: &str) -> String {
-        format!("cali{}", &id[..id.len().min(11)])
+        interface_of(id).unwrap()
     }
 
     fn wep(id: &str, ip: &str) -> WorkloadEndpoint {
@@ -131,7 +141,7 @@ mod tests {
             metadata: WorkloadEndpointMetadata {
                 name: id.into(),
                 node: "n".into(),
-                orchestrator: "libnetwork".into(),
+                orchestrator: ORCHESTRATOR.into(),
                 workload: "c".into(),
                 ..Default::default()
             },
@@ -149,7 +159,7 @@ mod tests {
             network_id: "n1".into(),
             network_name: "net1".into(),
             ipv4: Some(ip.parse().unwrap()),
-            mac: Some([0xee; 6]),
+            mac: Some(WORKLOAD_MAC),
         }
     }
 
@@ -167,7 +177,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            plan(&observed, iface),
+            plan(&observed),
             vec![Action::Plumb(Box::new(wep(A, "192.168.0.1")))]
         );
     }
@@ -184,7 +194,7 @@ mod tests {
             ],
             ..Observed::default()
         };
-        let actions = plan(&observed, iface);
+        let actions = plan(&observed);
         assert!(actions.contains(&Action::Record(docker(B, "192.168.0.2"))));
         assert!(actions.contains(&Action::Forget(Box::new(wep(A, "192.168.0.1")))));
         assert!(!actions.iter().any(|a| matches!(a, Action::DeleteLink(_))));
@@ -204,7 +214,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            plan(&observed, iface),
+            plan(&observed),
             vec![
                 Action::DeleteLink(iface(B)),
                 Action::Release("192.168.0.7".parse().unwrap()),
@@ -222,7 +232,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            plan(&observed, iface),
+            plan(&observed),
             vec![Action::Plumb(Box::new(wep(A, "192.168.0.1")))]
         );
     }
