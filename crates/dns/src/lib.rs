@@ -20,14 +20,14 @@
 
 #![warn(missing_docs)]
 
-pub mod names;
+pub mod name_table;
 pub mod resolv;
 pub mod server;
 pub mod wire;
 
 use std::net::SocketAddr;
 
-pub use names::{Lookup, Names};
+pub use name_table::{Lookup, Names};
 pub use resolv::upstreams;
 pub use server::DnsServer;
 

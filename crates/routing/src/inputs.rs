@@ -24,7 +24,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::config::{BirdInputs, MeshPeer, Peer};
+use crate::bird_conf::{BirdInputs, MeshPeer, Peer};
 use crate::Result;
 
 /// Whether the node-to-node mesh is on: `{"enabled": true}` or `{"enabled": false}`; absent

@@ -6,7 +6,7 @@
 //!
 //! - [`inputs::read_inputs`] reads everything that shapes this node's routing from the datastore
 //!   into a [`BirdInputs`];
-//! - [`config::render`] turns it into a BIRD 2 configuration file (pure);
+//! - [`bird_conf::render`] turns it into a BIRD 2 configuration file (pure);
 //! - [`bird::Bird`] runs and supervises BIRD, reloads it when the configuration text changes and
 //!   reads its BGP sessions;
 //! - [`status::render_node_status`] prints those sessions as `calicoctl node status` does.
@@ -16,7 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod bird;
-pub mod config;
+pub mod bird_conf;
 pub mod inputs;
 pub mod status;
 
@@ -27,7 +27,7 @@ use calico_store::resources::ResourceError;
 use calico_store::StoreError;
 
 pub use bird::Bird;
-pub use config::{render, BirdInputs, MeshPeer, Peer};
+pub use bird_conf::{render, BirdInputs, MeshPeer, Peer};
 pub use inputs::read_inputs;
 pub use status::{render_node_status, PeerStatus};
 

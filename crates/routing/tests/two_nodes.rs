@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use calico_routing::bird::{Bird, CONFIG_FILE};
-use calico_routing::config::{render, BirdInputs, MeshPeer};
+use calico_routing::bird_conf::{render, BirdInputs, MeshPeer};
 use calico_routing::status::render_node_status;
 use calico_routing::Error;
 use nix::sched::{setns, CloneFlags};

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use calico_routing::config::{render, BirdInputs, MeshPeer, Peer};
+use calico_routing::bird_conf::{render, BirdInputs, MeshPeer, Peer};
 use ipnet::Ipv4Net;
 use proptest::prelude::*;
 

@@ -2,7 +2,7 @@
 //! kernel, and repair the differences. Live endpoints are only ever re-plumbed; an endpoint is
 //! forgotten only when Docker, asked successfully, no longer has it.
 
-mod plan;
+mod repairs;
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +21,7 @@ use calico_store::resources::{Filter, ResourceError, ResourceStore};
 use ipnet::IpNet;
 use tracing::{info, instrument, warn};
 
-pub use plan::{plan, Action, DockerEndpoint, Observed};
+pub use repairs::{plan_repairs, Action, DockerEndpoint, Observed};
 
 /// The Docker network driver whose endpoints are ours.
 const CALICO_DRIVER: &str = "calico";
@@ -58,7 +58,7 @@ impl Reconciler {
     pub async fn run_once(&self) -> Result<usize> {
         let started = unix_now();
         let observed = self.observe(started).await?;
-        let actions = plan(&observed);
+        let actions = plan_repairs(&observed);
         for action in &actions {
             if let Err(e) = self.apply(action, started).await {
                 warn!(?action, error = %format!("{e:#}"), "repair failed");

@@ -4,12 +4,12 @@
 //! Each document is read twice. Pass 1 reads only its shape and the `kind`/`apiVersion` of every
 //! resource in it (with their positions), so unknown kinds are reported before anything else.
 //! Pass 2 streams each resource straight into its concrete type with a `DeserializeSeed` built
-//! from that plan; nothing is buffered into a generic value, so every error keeps its exact line
+//! from that outline; nothing is buffered into a generic value, so every error keeps its exact line
 //! and column. Documents are split on `---` / `...` marker lines and parsed one at a time, with
 //! the document's starting line added to reported positions. serde-saphyr's budgets (depth,
 //! events, nodes, aliases) stay on, so hostile input fails cleanly.
 
-mod plan;
+mod outline;
 mod read;
 mod split;
 mod stored;
@@ -22,7 +22,7 @@ use serde_saphyr::{Location, MessageFormatter, UserMessageFormatter};
 use crate::kind::Kind;
 use crate::resources::Resource;
 use crate::validate::ValidationErrors;
-use plan::Plan;
+use outline::Outline;
 use read::DocSeed;
 pub use stored::from_json;
 
@@ -94,9 +94,9 @@ pub fn decode(input: &str) -> Result<Vec<Resource>, DecodeError> {
     let mut resources = Vec::new();
     let mut starts = Vec::new();
     for doc in split::documents(input) {
-        let plan = doc.plan()?;
-        doc.read(&plan, &mut resources)?;
-        starts.extend(plan.starts);
+        let outline = doc.outline()?;
+        doc.read(&outline, &mut resources)?;
+        starts.extend(outline.starts);
     }
     let invalid: Vec<InvalidResource> = resources
         .iter()
@@ -162,15 +162,15 @@ impl Document<'_> {
     }
 
     /// Pass 2: deserializes the resources of the document into `out`.
-    fn read(&self, plan: &Plan, out: &mut Vec<Resource>) -> Result<(), DecodeError> {
+    fn read(&self, outline: &Outline, out: &mut Vec<Resource>) -> Result<(), DecodeError> {
         serde_saphyr::with_deserializer_from_str_with_options(self.text, options(), |de| {
             DocSeed {
-                shape: &plan.shape,
+                shape: &outline.shape,
                 out,
             }
             .deserialize(de)
         })
-        .map_err(|e| self.parse_error(&e, plan.root))
+        .map_err(|e| self.parse_error(&e, outline.root))
     }
 }
 

@@ -1,11 +1,11 @@
-//! Pass 2: each resource deserialized straight into its concrete type, guided by the plan.
+//! Pass 2: each resource deserialized straight into its concrete type, guided by the outline.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::plan::Shape;
+use super::outline::Shape;
 use crate::kind::Kind;
 use crate::resources::{
     BgpPeer, HostEndpoint, IpPool, Node, Policy, PolicySpec, Profile, Resource, WorkloadEndpoint,

@@ -58,7 +58,7 @@ pub enum Action {
 pub const RELEASE_GRACE_SECS: u64 = 60;
 
 /// Decides the repairs; endpoints that are live everywhere are only ever re-plumbed.
-pub fn plan(observed: &Observed) -> Vec<Action> {
+pub fn plan_repairs(observed: &Observed) -> Vec<Action> {
     let mut actions = Vec::new();
     let recorded: HashSet<&str> = observed
         .workloads
@@ -177,7 +177,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            plan(&observed),
+            plan_repairs(&observed),
             vec![Action::Plumb(Box::new(wep(A, "192.168.0.1")))]
         );
     }
@@ -194,7 +194,7 @@ mod tests {
             ],
             ..Observed::default()
         };
-        let actions = plan(&observed);
+        let actions = plan_repairs(&observed);
         assert!(actions.contains(&Action::Record(docker(B, "192.168.0.2"))));
         assert!(actions.contains(&Action::Forget(Box::new(wep(A, "192.168.0.1")))));
         assert!(!actions.iter().any(|a| matches!(a, Action::DeleteLink(_))));
@@ -214,7 +214,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            plan(&observed),
+            plan_repairs(&observed),
             vec![
                 Action::DeleteLink(iface(B)),
                 Action::Release("192.168.0.7".parse().unwrap()),
@@ -232,7 +232,7 @@ mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            plan(&observed),
+            plan_repairs(&observed),
             vec![Action::Plumb(Box::new(wep(A, "192.168.0.1")))]
         );
     }

@@ -12,7 +12,7 @@ use crate::kind::Kind;
 use crate::resources::API_VERSION;
 
 /// What pass 1 learnt about a document.
-pub(super) struct Plan {
+pub(super) struct Outline {
     pub(super) shape: Shape,
     /// Where the document's root node starts.
     pub(super) root: (u64, u64),
@@ -30,7 +30,7 @@ pub(super) enum Shape {
 
 impl Document<'_> {
     /// Pass 1: the shape of the document and the kind of every resource in it.
-    pub(super) fn plan(&self) -> Result<Plan, DecodeError> {
+    pub(super) fn outline(&self) -> Result<Outline, DecodeError> {
         let head =
             serde_saphyr::with_deserializer_from_str_with_options(self.text, options(), |de| {
                 Spanned::<Head>::deserialize(de)
@@ -83,7 +83,7 @@ impl Document<'_> {
                 }
             }
         };
-        Ok(Plan {
+        Ok(Outline {
             shape,
             root: self.position(at),
             starts,
