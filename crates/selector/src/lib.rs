@@ -13,6 +13,8 @@
 //! assert!(sel.matches(&labels));
 //! ```
 
+#![warn(missing_docs)]
+
 mod ast;
 mod labels;
 mod parser;

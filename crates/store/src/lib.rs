@@ -5,6 +5,8 @@
 //! delivers every change after a revision in order, or [`WatchEvent::Relist`] when that history
 //! is gone. See docs/datastore.md.
 
+#![warn(missing_docs)]
+
 pub mod config;
 mod error;
 #[cfg(feature = "etcd")]
