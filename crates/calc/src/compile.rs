@@ -58,7 +58,13 @@ impl Compiled {
 
     /// A single `deny` rule in each direction asked for, and no IP sets.
     pub(crate) fn deny_all(ingress: bool, egress: bool) -> Self {
-        let deny = |on: bool| if on { vec![deny_rule()] } else { Vec::new() };
+        let deny = |on: bool| {
+            if on {
+                vec![Rule::new(Action::Deny)]
+            } else {
+                Vec::new()
+            }
+        };
         Compiled {
             rules: Rules {
                 ingress: deny(ingress),
@@ -66,19 +72,6 @@ impl Compiled {
             },
             selectors: Vec::new(),
         }
-    }
-}
-
-fn deny_rule() -> Rule {
-    Rule {
-        action: Action::Deny,
-        ip_version: None,
-        protocol: None,
-        not_protocol: None,
-        icmp: None,
-        not_icmp: None,
-        source: SideMatch::default(),
-        destination: SideMatch::default(),
     }
 }
 
@@ -409,7 +402,7 @@ mod tests {
         };
         let compiled = Compiled::new(Some(&[good]), Some(&[bad]));
         assert_eq!(compiled, Compiled::deny_all(true, true));
-        assert_eq!(compiled.rules.ingress, vec![deny_rule()]);
+        assert_eq!(compiled.rules.ingress, vec![Rule::new(Action::Deny)]);
         assert_eq!(
             Compiled::new(
                 None,

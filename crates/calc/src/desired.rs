@@ -86,6 +86,22 @@ pub struct Rule {
     pub destination: SideMatch,
 }
 
+impl Rule {
+    /// A rule with `action` and no criteria: it matches every packet.
+    pub fn new(action: Action) -> Self {
+        Rule {
+            action,
+            ip_version: None,
+            protocol: None,
+            not_protocol: None,
+            icmp: None,
+            not_icmp: None,
+            source: SideMatch::default(),
+            destination: SideMatch::default(),
+        }
+    }
+}
+
 /// The rules of a policy or profile for one direction, in order.
 pub type RuleList = Vec<Rule>;
 

@@ -185,19 +185,6 @@ fn selects(p: &Policy, labels: &BTreeMap<String, String>) -> bool {
         && calico_selector::parse(&p.spec.selector).is_ok_and(|s| s.matches(labels))
 }
 
-fn deny() -> Rule {
-    Rule {
-        action: Action::Deny,
-        ip_version: None,
-        protocol: None,
-        not_protocol: None,
-        icmp: None,
-        not_icmp: None,
-        source: SideMatch::default(),
-        destination: SideMatch::default(),
-    }
-}
-
 /// Compiles the templates' fields only; `None` when a rule is invalid.
 fn compile(rules: &[ApiRule]) -> Option<Vec<Rule>> {
     let sets = |sel: &str, tag: &str| -> Vec<String> {
@@ -218,13 +205,13 @@ fn compile(rules: &[ApiRule]) -> Option<Vec<Rule>> {
                 Some(p) if p == "tcp" => Some(6),
                 Some(_) => return None,
             };
+            let action = match r.action.as_str() {
+                "" | "allow" => Action::Allow,
+                "deny" => Action::Deny,
+                "log" => Action::Log,
+                _ => Action::Pass,
+            };
             Some(Rule {
-                action: match r.action.as_str() {
-                    "" | "allow" => Action::Allow,
-                    "deny" => Action::Deny,
-                    "log" => Action::Log,
-                    _ => Action::Pass,
-                },
                 protocol,
                 source: SideMatch {
                     in_sets: sets(&r.source.selector, &r.source.tag),
@@ -234,7 +221,7 @@ fn compile(rules: &[ApiRule]) -> Option<Vec<Rule>> {
                     not_in_sets: sets(&r.destination.not_selector, &r.destination.not_tag),
                     ..SideMatch::default()
                 },
-                ..deny()
+                ..Rule::new(action)
             })
         })
         .collect()
@@ -248,8 +235,8 @@ fn compile_both(ingress: Option<&[ApiRule]>, egress: Option<&[ApiRule]>) -> Rule
     ) {
         (Some(ingress), Some(egress)) => Rules { ingress, egress },
         _ => Rules {
-            ingress: ingress.map_or(vec![], |_| vec![deny()]),
-            egress: egress.map_or(vec![], |_| vec![deny()]),
+            ingress: ingress.map_or(vec![], |_| vec![Rule::new(Action::Deny)]),
+            egress: egress.map_or(vec![], |_| vec![Rule::new(Action::Deny)]),
         },
     }
 }
@@ -280,8 +267,8 @@ fn reference(store: &Store) -> Desired {
             let rules = match store.profiles.get(name) {
                 Some(p) => compile_both(Some(&p.spec.ingress), Some(&p.spec.egress)),
                 None => Rules {
-                    ingress: vec![deny()],
-                    egress: vec![deny()],
+                    ingress: vec![Rule::new(Action::Deny)],
+                    egress: vec![Rule::new(Action::Deny)],
                 },
             };
             d.profiles.insert(name.clone(), rules);

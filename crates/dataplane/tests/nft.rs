@@ -13,7 +13,6 @@ use std::{fs, thread};
 
 use calico_calc::desired::{
     Action, Changes, Desired, DirectionPlan, IcmpMatch, LocalEndpoint, PortRange, Rule, Rules,
-    SideMatch,
 };
 use calico_dataplane::endpoint::{self, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
@@ -77,27 +76,14 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn rule(action: Action) -> Rule {
-    Rule {
-        action,
-        ip_version: None,
-        protocol: None,
-        not_protocol: None,
-        icmp: None,
-        not_icmp: None,
-        source: SideMatch::default(),
-        destination: SideMatch::default(),
-    }
-}
-
 fn from_nets(action: Action, nets: &[&str]) -> Rule {
-    let mut r = rule(action);
+    let mut r = Rule::new(action);
     r.source.nets = nets.iter().map(|n| net(n)).collect();
     r
 }
 
 fn from_set(action: Action, set: &str) -> Rule {
-    let mut r = rule(action);
+    let mut r = Rule::new(action);
     r.source.in_sets = vec![set.to_string()];
     r
 }
@@ -133,7 +119,7 @@ fn endpoint(
 fn every_match_kind() -> Rules {
     let mut rules = Vec::new();
     for action in [Action::Log, Action::Deny, Action::Pass, Action::Allow] {
-        let mut r = rule(action);
+        let mut r = Rule::new(action);
         r.protocol = Some(6);
         r.source.nets = vec![net("10.0.0.0/8"), net("10.1.0.0/16"), net("fd00::/8")];
         r.source.not_nets = vec![net("10.9.0.0/16"), net("fd00:9::/32")];
@@ -149,26 +135,26 @@ fn every_match_kind() -> Rules {
     rules.push(Rule {
         protocol: Some(1),
         icmp: icmp(8, Some(0)),
-        ..rule(Action::Allow)
+        ..Rule::new(Action::Allow)
     });
     rules.push(Rule {
         protocol: Some(58),
         icmp: icmp(128, None),
         not_icmp: icmp(129, Some(0)),
-        ..rule(Action::Allow)
+        ..Rule::new(Action::Allow)
     });
     rules.push(Rule {
         not_icmp: icmp(3, None),
         ip_version: Some(4),
-        ..rule(Action::Deny)
+        ..Rule::new(Action::Deny)
     });
     rules.push(Rule {
         ip_version: Some(6),
         protocol: Some(17),
         not_protocol: Some(6),
-        ..rule(Action::Allow)
+        ..Rule::new(Action::Allow)
     });
-    let mut r = rule(Action::Allow);
+    let mut r = Rule::new(Action::Allow);
     r.destination.ports = ports(&[(53, 53)]);
     r.destination.not_nets = vec![net("0.0.0.0/0"), net("::/0")];
     rules.push(r);
@@ -194,7 +180,7 @@ fn rich() -> Desired {
         "net1".into(),
         Rules {
             ingress: vec![from_set(Action::Allow, "net1")],
-            egress: vec![rule(Action::Allow)],
+            egress: vec![Rule::new(Action::Allow)],
         },
     );
     d.endpoints.insert(
@@ -574,7 +560,7 @@ fn packets_follow_policy() {
 
         let net1_profile = Rules {
             ingress: vec![from_set(Action::Allow, "net1")],
-            egress: vec![rule(Action::Allow)],
+            egress: vec![Rule::new(Action::Allow)],
         };
         let ep = |w: &Workload| {
             endpoint(
@@ -617,7 +603,7 @@ fn packets_follow_policy() {
             "p1".into(),
             Rules {
                 ingress: vec![
-                    rule(Action::Log),
+                    Rule::new(Action::Log),
                     from_nets(Action::Pass, &[&format!("{A}/32")]),
                     p1_deny_c,
                 ],
@@ -634,7 +620,7 @@ fn packets_follow_policy() {
                 egress: vec![],
             },
         );
-        let mut port_8080 = rule(Action::Allow);
+        let mut port_8080 = Rule::new(Action::Allow);
         port_8080.protocol = Some(6);
         port_8080.destination.ports = ports(&[(8080, 8080)]);
         desired

@@ -305,16 +305,7 @@ mod tests {
     use super::*;
 
     fn rule() -> Rule {
-        Rule {
-            action: Action::Allow,
-            ip_version: None,
-            protocol: None,
-            not_protocol: None,
-            icmp: None,
-            not_icmp: None,
-            source: SideMatch::default(),
-            destination: SideMatch::default(),
-        }
+        Rule::new(Action::Allow)
     }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
