@@ -6,13 +6,17 @@
 //!
 //! [`render_full`] replaces the whole table in one atomic transaction (`add table`, `delete
 //! table`, then the table's definition), so leftovers of any kind disappear. [`render_changes`]
-//! writes only what a [`Changes`] report names, as one transaction:
-//! 1. new sets (and empty sets a changed rule names but [`Desired`] lacks);
-//! 2. set element additions and removals;
-//! 3. changed policy and profile chains (`add chain`, `flush chain`, `add rule`…);
-//! 4. changed endpoint chains, then their verdict-map elements;
-//! 5. removed endpoints' map elements and chains, 6. removed policy and profile chains,
-//!    7. removed sets — deletions come last, once nothing refers to them.
+//! writes only what a [`Changes`] report names, as one transaction, in steps ordered as
+//! Felix's `EventSequencer` flushes them (what an object refers to is written before it):
+//! 1. [`add_sets`]: new sets (and empty sets a changed rule names but [`Desired`] lacks);
+//! 2. [`update_members`]: set element additions and removals;
+//! 3. [`write_rule_chains`]: changed policy and profile chains (`add chain`, `flush chain`,
+//!    `add rule`…);
+//! 4. [`write_endpoint_chains`]: changed endpoint chains;
+//! 5. [`write_dispatch`]: their verdict-map elements;
+//! 6. [`remove_endpoints`]: removed endpoints' map elements and chains, 7. [`remove_rule_chains`]:
+//!    removed policy and profile chains, 8. [`remove_sets`]: removed sets — deletions come
+//!    last, once nothing refers to them.
 //!
 //! A placeholder chain (for a policy or profile an endpoint names but [`Desired`] lacks, which
 //! only happens if the calculation graph breaks its contract) is written with the endpoint that
@@ -23,11 +27,11 @@
 //! is still there. Every rule carries a comment with a hash of its body (see
 //! [`super::readback`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use calico_calc::desired::{Changes, Desired, DirectionPlan, LocalEndpoint};
+use calico_calc::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Rules};
 
 use super::layout::{
     endpoint_chains, layout, map_elements, policy_chains, profile_chains, set_pair, Chain, Map,
@@ -61,218 +65,295 @@ pub fn render_full(desired: &Desired) -> String {
 }
 
 /// A transaction that brings a table written for the previous state up to `desired`, touching
-/// only what `changes` names; empty when `changes` is empty.
+/// only what `changes` names; empty when `changes` is empty. Works out what each step writes,
+/// then runs the steps in dependency order (see the module documentation).
 pub fn render_changes(desired: &Desired, changes: &Changes) -> String {
-    let mut tx = String::new();
+    let endpoints = endpoints_written(desired, changes);
+    let policies = ChainNames::new(desired, &desired.policies, |plan| &plan.policies);
+    let profiles = ChainNames::new(desired, &desired.profiles, |plan| &plan.profiles);
+    let policies_written = policies.written(&changes.policies_changed, &endpoints);
+    let profiles_written = profiles.written(&changes.profiles_changed, &endpoints);
+    let sets_added = sets_added(desired, changes, &policies_written, &profiles_written);
+    let sets_removed = sets_removed(desired, changes);
 
-    let endpoints_written: Vec<(&str, &LocalEndpoint)> = changes
+    let mut tx = String::new();
+    add_sets(&mut tx, desired, &sets_added);
+    update_members(&mut tx, changes, &sets_added, &sets_removed);
+    write_rule_chains(&mut tx, desired, &policies_written, &profiles_written);
+    write_endpoint_chains(&mut tx, &endpoints);
+    write_dispatch(&mut tx, &endpoints);
+    remove_endpoints(&mut tx, &endpoints_removed(desired, changes));
+    remove_rule_chains(
+        &mut tx,
+        desired,
+        &policies.gone(&changes.policies_removed, &changes.policies_changed),
+        &profiles.gone(&changes.profiles_removed, &changes.profiles_changed),
+    );
+    remove_sets(&mut tx, &sets_removed);
+    tx
+}
+
+/// A changed endpoint the table holds, by interface.
+type Endpoint<'a> = (&'a str, &'a LocalEndpoint);
+
+/// The changed endpoints that the table holds (usable interface, still in `desired`).
+fn endpoints_written<'a>(desired: &'a Desired, changes: &'a Changes) -> Vec<Endpoint<'a>> {
+    changes
         .endpoints_changed
         .iter()
         .filter(|iface| usable_interface(iface))
         .filter_map(|iface| Some((iface.as_str(), desired.endpoints.get(iface)?)))
-        .collect();
-    let endpoints_removed: BTreeSet<&str> = changes
+        .collect()
+}
+
+/// The removed or changed endpoints whose chains go (usable interface, gone from `desired`).
+fn endpoints_removed<'a>(desired: &Desired, changes: &'a Changes) -> BTreeSet<&'a str> {
+    changes
         .endpoints_removed
         .iter()
         .chain(&changes.endpoints_changed)
         .filter(|iface| usable_interface(iface) && !desired.endpoints.contains_key(*iface))
         .map(String::as_str)
-        .collect();
+        .collect()
+}
 
-    let policy_used = |name: &str| {
-        desired.policies.contains_key(name)
-            || plans(desired).any(|p| p.policies.iter().any(|n| n == name))
-    };
-    let profile_used = |name: &str| {
-        desired.profiles.contains_key(name)
-            || plans(desired).any(|p| p.profiles.iter().any(|n| n == name))
-    };
-    let mut chains = Vec::new();
-    let mut policies: BTreeSet<&str> = changes
-        .policies_changed
-        .iter()
-        .map(String::as_str)
-        .filter(|name| policy_used(name))
-        .collect();
-    let mut profiles: BTreeSet<&str> = changes
-        .profiles_changed
-        .iter()
-        .map(String::as_str)
-        .filter(|name| profile_used(name))
-        .collect();
-    // Placeholders for what a changed endpoint names but `desired` lacks.
-    for (_, ep) in &endpoints_written {
-        for plan in [&ep.ingress, &ep.egress] {
-            policies.extend(
-                plan.policies
-                    .iter()
-                    .filter(|n| !desired.policies.contains_key(*n))
-                    .map(String::as_str),
-            );
-            profiles.extend(
-                plan.profiles
-                    .iter()
-                    .filter(|n| !desired.profiles.contains_key(*n))
-                    .map(String::as_str),
-            );
-        }
-    }
-    for name in &policies {
-        chains.extend(policy_chains(desired, name));
-    }
-    for name in &profiles {
-        chains.extend(profile_chains(desired, name));
-    }
+/// The policies (or profiles) the full table for a state has chains for: those it defines and
+/// those one of its endpoints names, indexed once so each name is a lookup.
+struct ChainNames<'a> {
+    defined: &'a BTreeMap<String, Rules>,
+    named: BTreeSet<&'a str>,
+    plan_names: fn(&DirectionPlan) -> &Vec<String>,
+}
 
-    // 1. Sets.
-    let mut new_sets: BTreeSet<&str> = changes.sets_created.iter().map(String::as_str).collect();
-    new_sets.extend(
-        policies
+impl<'a> ChainNames<'a> {
+    /// The names in `defined` or in `plan_names` of an endpoint of `desired` the table holds.
+    fn new(
+        desired: &'a Desired,
+        defined: &'a BTreeMap<String, Rules>,
+        plan_names: fn(&DirectionPlan) -> &Vec<String>,
+    ) -> Self {
+        let named = desired
+            .endpoints
             .iter()
-            .filter_map(|n| desired.policies.get(*n))
-            .chain(profiles.iter().filter_map(|n| desired.profiles.get(*n)))
-            .flat_map(|rules| rules.ingress.iter().chain(&rules.egress))
-            .flat_map(referenced_sets)
-            .filter(|id| !desired.ip_sets.contains_key(*id))
-            .map(String::as_str),
-    );
-    for id in &new_sets {
-        let members = desired.ip_sets.get(*id).into_iter().flatten();
-        for set in set_pair(id, members) {
-            let _ = writeln!(
-                tx,
-                "add set {TABLE} {} {{ type {}; }}",
-                set.name,
-                set.family.set_type()
-            );
-            elements(&mut tx, "add", &set.name, &set.elements);
+            .filter(|(iface, _)| usable_interface(iface))
+            .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
+            .flat_map(plan_names)
+            .map(String::as_str)
+            .collect();
+        ChainNames {
+            defined,
+            named,
+            plan_names,
         }
     }
-    let sets_removed: BTreeSet<&str> = changes
+
+    /// True when the table has chains for `name`.
+    fn contains(&self, name: &str) -> bool {
+        self.defined.contains_key(name) || self.named.contains(name)
+    }
+
+    /// The chains to (re)write: the `changed` names the table has, and placeholders for the
+    /// names `endpoints` use but the state does not define.
+    fn written(
+        &self,
+        changed: &'a BTreeSet<String>,
+        endpoints: &[Endpoint<'a>],
+    ) -> BTreeSet<&'a str> {
+        let placeholders = endpoints
+            .iter()
+            .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
+            .flat_map(self.plan_names)
+            .filter(|name| !self.defined.contains_key(*name));
+        changed
+            .iter()
+            .filter(|name| self.contains(name))
+            .chain(placeholders)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The names in `removed` or `changed` that the table no longer has.
+    fn gone(
+        &self,
+        removed: &'a BTreeSet<String>,
+        changed: &'a BTreeSet<String>,
+    ) -> BTreeSet<&'a str> {
+        removed
+            .iter()
+            .chain(changed)
+            .map(String::as_str)
+            .filter(|name| !self.contains(name))
+            .collect()
+    }
+}
+
+/// The IP sets to create: those `changes` created, and those the written policy and profile
+/// chains name but `desired` lacks (created empty).
+fn sets_added<'a>(
+    desired: &'a Desired,
+    changes: &'a Changes,
+    policies: &BTreeSet<&str>,
+    profiles: &BTreeSet<&str>,
+) -> BTreeSet<&'a str> {
+    let written = policies
+        .iter()
+        .filter_map(|name| desired.policies.get(*name))
+        .chain(
+            profiles
+                .iter()
+                .filter_map(|name| desired.profiles.get(*name)),
+        );
+    let missing = written
+        .flat_map(|rules| rules.ingress.iter().chain(&rules.egress))
+        .flat_map(referenced_sets)
+        .filter(|id| !desired.ip_sets.contains_key(*id));
+    changes
+        .sets_created
+        .iter()
+        .chain(missing)
+        .map(String::as_str)
+        .collect()
+}
+
+/// The deleted IP sets that the full table for `desired` no longer has: neither a member set
+/// nor one a rule names (rules are scanned once, and only while a candidate is left).
+fn sets_removed<'a>(desired: &Desired, changes: &'a Changes) -> BTreeSet<&'a str> {
+    let mut removed: BTreeSet<&str> = changes
         .sets_deleted
         .iter()
         .map(String::as_str)
-        .filter(|id| !set_used(desired, id))
+        .filter(|id| !desired.ip_sets.contains_key(*id))
         .collect();
+    let named = [&desired.policies, &desired.profiles]
+        .into_iter()
+        .flat_map(BTreeMap::values)
+        .flat_map(|rules| rules.ingress.iter().chain(&rules.egress))
+        .flat_map(referenced_sets);
+    for id in named {
+        if removed.is_empty() {
+            break;
+        }
+        removed.remove(id.as_str());
+    }
+    removed
+}
 
-    // 2. Set elements.
+/// Step 1: declares the new IP sets, with their members.
+fn add_sets(tx: &mut String, desired: &Desired, ids: &BTreeSet<&str>) {
+    for id in ids {
+        let members = desired.ip_sets.get(*id).into_iter().flatten();
+        for set in set_pair(id, members) {
+            add_set(tx, &set);
+            elements(tx, "add", &set.name, &set.elements);
+        }
+    }
+}
+
+/// Step 2: adds and removes members of the sets that neither step 1 nor step 8 writes whole.
+fn update_members(
+    tx: &mut String,
+    changes: &Changes,
+    added: &BTreeSet<&str>,
+    removed: &BTreeSet<&str>,
+) {
     for (id, members) in &changes.members_added {
-        if !new_sets.contains(id.as_str()) && !sets_removed.contains(id.as_str()) {
+        if !added.contains(id.as_str()) && !removed.contains(id.as_str()) {
             for set in set_pair(id, members.iter()) {
-                elements(&mut tx, "add", &set.name, &set.elements);
+                elements(tx, "add", &set.name, &set.elements);
             }
         }
     }
     for (id, members) in &changes.members_removed {
-        if !sets_removed.contains(id.as_str()) {
+        if !removed.contains(id.as_str()) {
             for set in set_pair(id, members.iter()) {
-                elements(&mut tx, "add", &set.name, &set.elements);
-                elements(&mut tx, "delete", &set.name, &set.elements);
+                elements(tx, "add", &set.name, &set.elements);
+                elements(tx, "delete", &set.name, &set.elements);
             }
         }
     }
+}
 
-    // 3. Policy and profile chains.
-    for chain in &chains {
-        replace_chain(&mut tx, chain);
+/// Step 3: replaces the chains of `policies`, then of `profiles`.
+fn write_rule_chains(
+    tx: &mut String,
+    desired: &Desired,
+    policies: &BTreeSet<&str>,
+    profiles: &BTreeSet<&str>,
+) {
+    for chain in rule_chains(desired, policies, profiles) {
+        replace_chain(tx, &chain);
     }
+}
 
-    // 4. Endpoint chains and their map elements.
-    for (iface, ep) in &endpoints_written {
+/// Step 4: replaces the chains of `endpoints`.
+fn write_endpoint_chains(tx: &mut String, endpoints: &[Endpoint]) {
+    for (iface, ep) in endpoints {
         for chain in endpoint_chains(iface, ep) {
-            replace_chain(&mut tx, &chain);
-        }
-        for (map, (key, target)) in [FROM_MAP, TO_MAP].into_iter().zip(map_elements(iface)) {
-            let _ = writeln!(
-                tx,
-                "add element {TABLE} {map} {{ \"{key}\" : goto {target} }}"
-            );
+            replace_chain(tx, &chain);
         }
     }
+}
 
-    // 5. Removed endpoints.
-    for iface in &endpoints_removed {
+/// Step 5: points the verdict maps at the chains of `endpoints`.
+fn write_dispatch(tx: &mut String, endpoints: &[Endpoint]) {
+    for (iface, _) in endpoints {
+        for (map, (key, target)) in [FROM_MAP, TO_MAP].into_iter().zip(map_elements(iface)) {
+            add_map_element(tx, map, &key, &target);
+        }
+    }
+}
+
+/// Step 6: removes the verdict-map elements of `ifaces`, then their chains.
+fn remove_endpoints(tx: &mut String, ifaces: &BTreeSet<&str>) {
+    for iface in ifaces {
         let mapped = [FROM_MAP, TO_MAP].into_iter().zip(map_elements(iface));
         for (map, (key, target)) in mapped.clone() {
             let _ = writeln!(tx, "add chain {TABLE} {target}");
-            let _ = writeln!(
-                tx,
-                "add element {TABLE} {map} {{ \"{key}\" : goto {target} }}"
-            );
+            add_map_element(tx, map, &key, &target);
             let _ = writeln!(tx, "delete element {TABLE} {map} {{ \"{key}\" }}");
         }
         for (_, (_, target)) in mapped {
             let _ = writeln!(tx, "delete chain {TABLE} {target}");
         }
     }
+}
 
-    // 6. Removed policies and profiles.
-    for name in gone(
-        &changes.policies_removed,
-        &changes.policies_changed,
-        policy_used,
-    ) {
-        for chain in policy_chains(desired, name) {
-            delete_chain(&mut tx, &chain.name);
-        }
+/// Step 7: removes the chains of `policies`, then of `profiles`.
+fn remove_rule_chains(
+    tx: &mut String,
+    desired: &Desired,
+    policies: &BTreeSet<&str>,
+    profiles: &BTreeSet<&str>,
+) {
+    for chain in rule_chains(desired, policies, profiles) {
+        delete_chain(tx, &chain.name);
     }
-    for name in gone(
-        &changes.profiles_removed,
-        &changes.profiles_changed,
-        profile_used,
-    ) {
-        for chain in profile_chains(desired, name) {
-            delete_chain(&mut tx, &chain.name);
-        }
-    }
+}
 
-    // 7. Removed sets.
-    for id in sets_removed {
+/// The chains of `policies`, then of `profiles`.
+fn rule_chains<'a>(
+    desired: &'a Desired,
+    policies: &'a BTreeSet<&str>,
+    profiles: &'a BTreeSet<&str>,
+) -> impl Iterator<Item = Chain> + 'a {
+    let policies = policies
+        .iter()
+        .flat_map(|name| policy_chains(desired, name));
+    policies.chain(
+        profiles
+            .iter()
+            .flat_map(|name| profile_chains(desired, name)),
+    )
+}
+
+/// Step 8: removes IP sets `ids`.
+fn remove_sets(tx: &mut String, ids: &BTreeSet<&str>) {
+    for id in ids {
         for set in set_pair(id, std::iter::empty()) {
-            let _ = writeln!(
-                tx,
-                "add set {TABLE} {} {{ type {}; }}",
-                set.name,
-                set.family.set_type()
-            );
+            add_set(tx, &set);
             let _ = writeln!(tx, "delete set {TABLE} {}", set.name);
         }
     }
-    tx
-}
-
-/// The names in `removed` or `changed` that the table no longer has.
-fn gone<'a>(
-    removed: &'a BTreeSet<String>,
-    changed: &'a BTreeSet<String>,
-    used: impl Fn(&str) -> bool,
-) -> BTreeSet<&'a str> {
-    removed
-        .iter()
-        .chain(changed)
-        .map(String::as_str)
-        .filter(|name| !used(name))
-        .collect()
-}
-
-/// Every direction plan of every endpoint the table holds.
-fn plans(desired: &Desired) -> impl Iterator<Item = &DirectionPlan> {
-    desired
-        .endpoints
-        .iter()
-        .filter(|(iface, _)| usable_interface(iface))
-        .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
-}
-
-/// True when the full table for `desired` has IP set `id`.
-fn set_used(desired: &Desired, id: &str) -> bool {
-    desired.ip_sets.contains_key(id)
-        || [&desired.policies, &desired.profiles]
-            .into_iter()
-            .flat_map(|map| map.values())
-            .flat_map(|rules| rules.ingress.iter().chain(&rules.egress))
-            .flat_map(referenced_sets)
-            .any(|used| used == id)
 }
 
 /// `<body> comment "<tag>"`.
@@ -282,14 +363,40 @@ fn tagged(body: &str) -> String {
 
 /// `verb element` lines for `values` of set `name`, if any.
 fn elements(tx: &mut String, verb: &str, name: &str, values: &[IpAddr]) {
-    for chunk in values.chunks(ELEMENTS_PER_LINE) {
-        let list: Vec<String> = chunk.iter().map(IpAddr::to_string).collect();
-        let _ = writeln!(
-            tx,
-            "{verb} element {TABLE} {name} {{ {} }}",
-            list.join(", ")
-        );
+    for line in element_lines(values) {
+        let _ = writeln!(tx, "{verb} element {TABLE} {name} {{ {line} }}");
     }
+}
+
+/// `values` as comma-separated lists of at most [`ELEMENTS_PER_LINE`] each.
+fn element_lines(values: &[IpAddr]) -> impl Iterator<Item = String> + '_ {
+    values.chunks(ELEMENTS_PER_LINE).map(|chunk| {
+        let items: Vec<String> = chunk.iter().map(IpAddr::to_string).collect();
+        items.join(", ")
+    })
+}
+
+/// Declares `set`, whether or not it exists.
+fn add_set(tx: &mut String, set: &Set) {
+    let _ = writeln!(
+        tx,
+        "add set {TABLE} {} {{ {}; }}",
+        set.name,
+        set_properties(set)
+    );
+}
+
+/// What a set is declared with (its element type), in the table block and in `add set` alike.
+fn set_properties(set: &Set) -> String {
+    format!("type {}", set.family.set_type())
+}
+
+/// Adds the verdict-map element that sends `key` to chain `target`.
+fn add_map_element(tx: &mut String, map: &str, key: &str, target: &str) {
+    let _ = writeln!(
+        tx,
+        "add element {TABLE} {map} {{ \"{key}\" : goto {target} }}"
+    );
 }
 
 /// Creates `chain` if needed and replaces its rules.
@@ -309,21 +416,9 @@ fn delete_chain(tx: &mut String, name: &str) {
 
 /// A set definition inside the table block.
 fn set_block(out: &mut String, set: &Set) {
-    let _ = writeln!(
-        out,
-        "\tset {} {{\n\t\ttype {}",
-        set.name,
-        set.family.set_type()
-    );
+    let _ = writeln!(out, "\tset {} {{\n\t\t{}", set.name, set_properties(set));
     if !set.elements.is_empty() {
-        let lines: Vec<String> = set
-            .elements
-            .chunks(ELEMENTS_PER_LINE)
-            .map(|chunk| {
-                let items: Vec<String> = chunk.iter().map(IpAddr::to_string).collect();
-                items.join(", ")
-            })
-            .collect();
+        let lines: Vec<String> = element_lines(&set.elements).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", lines.join(",\n\t\t\t"));
     }
     out.push_str("\t}\n");
@@ -363,24 +458,11 @@ fn map_block(out: &mut String, map: &Map) {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use calico_calc::desired::{Action, LocalEndpoint, PortRange, Rule, Rules, SideMatch};
+    use calico_calc::desired::{Action, LocalEndpoint, PortRange, Rule, Rules};
 
     use super::*;
 
     const SEL: &str = "s:frontend";
-
-    fn allow() -> Rule {
-        Rule {
-            action: Action::Allow,
-            ip_version: None,
-            protocol: None,
-            not_protocol: None,
-            icmp: None,
-            not_icmp: None,
-            source: SideMatch::default(),
-            destination: SideMatch::default(),
-        }
-    }
 
     fn endpoint(
         iface: &str,
@@ -404,7 +486,7 @@ mod tests {
     fn scenario() -> Desired {
         let mut from_frontend = Rule {
             protocol: Some(6),
-            ..allow()
+            ..Rule::new(Action::Allow)
         };
         from_frontend.source.in_sets = vec![SEL.to_string()];
         from_frontend.destination.ports = vec![PortRange {
@@ -413,23 +495,17 @@ mod tests {
         }];
         let policy = Rules {
             ingress: vec![
-                Rule {
-                    action: Action::Log,
-                    ..allow()
-                },
+                Rule::new(Action::Log),
                 from_frontend,
-                Rule {
-                    action: Action::Pass,
-                    ..allow()
-                },
+                Rule::new(Action::Pass),
             ],
-            egress: vec![allow()],
+            egress: vec![Rule::new(Action::Allow)],
         };
-        let mut from_net = allow();
+        let mut from_net = Rule::new(Action::Allow);
         from_net.source.in_sets = vec!["net1".to_string()];
         let profile = Rules {
             ingress: vec![from_net],
-            egress: vec![allow()],
+            egress: vec![Rule::new(Action::Allow)],
         };
         let a = endpoint("calia", &["10.65.0.1/32", "fd00::1/128"], &[], &["net1"]);
         let b = endpoint("calib", &["10.65.0.2/32"], &["web"], &["net1"]);
@@ -460,10 +536,7 @@ mod tests {
             "calic".into(),
             endpoint("calic", &["10.65.0.3/32"], &[], &["net1"]),
         );
-        let mut to_backend = Rule {
-            action: Action::Deny,
-            ..allow()
-        };
+        let mut to_backend = Rule::new(Action::Deny);
         to_backend.destination.in_sets = vec!["s:backend".into()];
         d.policies.get_mut("web").unwrap().ingress = vec![to_backend];
         d.ip_sets.remove(SEL);
@@ -596,7 +669,7 @@ mod tests {
     #[test]
     fn actions_map_to_verdicts() {
         let rules = |action| Rules {
-            ingress: vec![Rule { action, ..allow() }],
+            ingress: vec![Rule::new(action)],
             egress: Vec::new(),
         };
         let mut d = Desired::default();
@@ -719,5 +792,281 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The sets of `&str` in `names`.
+    fn names<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
+        names.iter().copied().collect()
+    }
+
+    /// The owned names in `names`.
+    fn owned(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// The text one step writes.
+    fn step(write: impl FnOnce(&mut String)) -> String {
+        let mut tx = String::new();
+        write(&mut tx);
+        tx
+    }
+
+    #[test]
+    fn endpoints_written_are_changed_usable_and_present() {
+        let mut d = scenario();
+        d.endpoints.insert(
+            "cali*".into(),
+            endpoint("cali*", &["10.65.0.9/32"], &[], &[]),
+        );
+        let changes = Changes {
+            endpoints_changed: owned(&["calia", "cali*", "calix"]),
+            ..Changes::default()
+        };
+        let written: Vec<&str> = endpoints_written(&d, &changes)
+            .iter()
+            .map(|(iface, _)| *iface)
+            .collect();
+        assert_eq!(written, ["calia"]);
+    }
+
+    #[test]
+    fn endpoints_removed_are_usable_and_gone() {
+        let changes = Changes {
+            endpoints_removed: owned(&["calia", "calix", "cali\"y"]),
+            endpoints_changed: owned(&["caliz"]),
+            ..Changes::default()
+        };
+        assert_eq!(
+            endpoints_removed(&scenario(), &changes),
+            names(&["calix", "caliz"])
+        );
+    }
+
+    #[test]
+    fn chain_names_are_defined_or_named_by_a_usable_endpoint() {
+        let mut d = scenario();
+        d.endpoints.insert(
+            "calig".into(),
+            endpoint("calig", &["10.65.0.7/32"], &["ghost"], &["net1"]),
+        );
+        d.endpoints.insert(
+            "cali*".into(),
+            endpoint("cali*", &["10.65.0.8/32"], &["hidden"], &[]),
+        );
+        let policies = ChainNames::new(&d, &d.policies, |plan| &plan.policies);
+        assert!(policies.contains("web"));
+        assert!(policies.contains("ghost"));
+        assert!(!policies.contains("hidden"));
+        assert!(!policies.contains("net1"));
+        let changes = Changes {
+            endpoints_changed: owned(&["calig"]),
+            ..Changes::default()
+        };
+        let endpoints = endpoints_written(&d, &changes);
+        let changed = owned(&["web", "old"]);
+        assert_eq!(
+            policies.written(&changed, &endpoints),
+            names(&["web", "ghost"])
+        );
+        assert_eq!(
+            policies.gone(&owned(&["old", "ghost"]), &owned(&["older", "web"])),
+            names(&["old", "older"])
+        );
+        let profiles = ChainNames::new(&d, &d.profiles, |plan| &plan.profiles);
+        assert!(profiles.contains("net1"));
+        assert!(!profiles.contains("web"));
+    }
+
+    #[test]
+    fn sets_added_are_created_or_named_by_a_written_chain_but_missing() {
+        let mut d = scenario();
+        d.ip_sets.remove("net1");
+        let changes = Changes {
+            sets_created: owned(&["s:new"]),
+            ..Changes::default()
+        };
+        let none = BTreeSet::new();
+        assert_eq!(
+            sets_added(&d, &changes, &names(&["web"]), &names(&["net1"])),
+            names(&["s:new", "net1"])
+        );
+        assert_eq!(
+            sets_added(&d, &changes, &names(&["web"]), &none),
+            names(&["s:new"])
+        );
+    }
+
+    #[test]
+    fn sets_removed_are_deleted_unlisted_and_unnamed() {
+        let mut d = scenario();
+        d.ip_sets.remove(SEL);
+        let changes = Changes {
+            sets_deleted: owned(&[SEL, "net1", "s:old"]),
+            ..Changes::default()
+        };
+        assert_eq!(sets_removed(&d, &changes), names(&["s:old"]));
+        assert!(sets_removed(&d, &Changes::default()).is_empty());
+    }
+
+    #[test]
+    fn add_sets_declares_both_halves_with_their_members() {
+        let tx = step(|tx| add_sets(tx, &scenario(), &names(&["net1"])));
+        assert_eq!(
+            tx,
+            "add set inet calico s4-net1 { type ipv4_addr; }\n\
+             add element inet calico s4-net1 { 10.65.0.1, 10.65.0.2 }\n\
+             add set inet calico s6-net1 { type ipv6_addr; }\n\
+             add element inet calico s6-net1 { fd00::1 }\n"
+        );
+    }
+
+    #[test]
+    fn update_members_leaves_sets_written_whole_to_their_steps() {
+        let member = |addr: &str| BTreeSet::from([addr.parse().unwrap()]);
+        let changes = Changes {
+            members_added: BTreeMap::from([
+                ("net1".into(), member("10.65.0.3")),
+                ("s:new".into(), member("10.65.0.4")),
+                ("s:old".into(), member("10.65.0.5")),
+            ]),
+            members_removed: BTreeMap::from([
+                ("net1".into(), member("fd00::1")),
+                ("s:old".into(), member("10.65.0.6")),
+            ]),
+            ..Changes::default()
+        };
+        let tx = step(|tx| update_members(tx, &changes, &names(&["s:new"]), &names(&["s:old"])));
+        assert_eq!(
+            tx,
+            "add element inet calico s4-net1 { 10.65.0.3 }\n\
+             add element inet calico s6-net1 { fd00::1 }\n\
+             delete element inet calico s6-net1 { fd00::1 }\n"
+        );
+    }
+
+    /// The chains `tx` adds, in order.
+    fn added_chains(tx: &str) -> Vec<&str> {
+        tx.lines()
+            .filter_map(|l| l.strip_prefix("add chain inet calico "))
+            .collect()
+    }
+
+    #[test]
+    fn write_rule_chains_replaces_policies_then_profiles() {
+        let d = scenario();
+        let tx = step(|tx| write_rule_chains(tx, &d, &names(&["web"]), &names(&["net1"])));
+        assert_eq!(
+            added_chains(&tx),
+            ["pi-web", "po-web", "pri-net1", "pro-net1"]
+        );
+        assert_eq!(tx.matches("flush chain inet calico ").count(), 4);
+        let rules = rule_chains(&d, &names(&["web"]), &names(&["net1"]))
+            .map(|chain| chain.rules.len())
+            .sum::<usize>();
+        assert_eq!(tx.matches("add rule inet calico ").count(), rules);
+    }
+
+    #[test]
+    fn write_endpoint_chains_replaces_both_directions() {
+        let d = scenario();
+        let endpoints = [("calia", &d.endpoints["calia"])];
+        let tx = step(|tx| write_endpoint_chains(tx, &endpoints));
+        assert_eq!(added_chains(&tx), ["fw-calia", "tw-calia"]);
+        assert!(tx.contains("flush chain inet calico tw-calia\n"));
+        assert!(tx.contains("add rule inet calico tw-calia jump pri-net1 comment"));
+        assert!(!tx.contains("element"));
+    }
+
+    #[test]
+    fn write_dispatch_points_both_maps_at_the_endpoint() {
+        let d = scenario();
+        let endpoints = [("calia", &d.endpoints["calia"])];
+        assert_eq!(
+            step(|tx| write_dispatch(tx, &endpoints)),
+            "add element inet calico from-wl { \"calia\" : goto fw-calia }\n\
+             add element inet calico to-wl { \"calia\" : goto tw-calia }\n"
+        );
+    }
+
+    #[test]
+    fn dispatch_follows_the_chains_of_every_changed_endpoint() {
+        let changes = Changes {
+            endpoints_changed: owned(&["calia", "calib"]),
+            ..Changes::default()
+        };
+        let text = render_changes(&scenario(), &changes);
+        let last_rule = text.rfind("add rule inet calico tw-calib").unwrap();
+        let first_element = text.find("add element inet calico from-wl").unwrap();
+        assert!(last_rule < first_element, "{text}");
+    }
+
+    #[test]
+    fn remove_endpoints_drops_map_elements_before_chains() {
+        assert_eq!(
+            step(|tx| remove_endpoints(tx, &names(&["calia"]))),
+            "add chain inet calico fw-calia\n\
+             add element inet calico from-wl { \"calia\" : goto fw-calia }\n\
+             delete element inet calico from-wl { \"calia\" }\n\
+             add chain inet calico tw-calia\n\
+             add element inet calico to-wl { \"calia\" : goto tw-calia }\n\
+             delete element inet calico to-wl { \"calia\" }\n\
+             delete chain inet calico fw-calia\n\
+             delete chain inet calico tw-calia\n"
+        );
+    }
+
+    #[test]
+    fn remove_rule_chains_deletes_policies_then_profiles() {
+        let tx = step(|tx| {
+            remove_rule_chains(tx, &Desired::default(), &names(&["old"]), &names(&["gone"]))
+        });
+        assert_eq!(
+            tx,
+            "add chain inet calico pi-old\n\
+             delete chain inet calico pi-old\n\
+             add chain inet calico po-old\n\
+             delete chain inet calico po-old\n\
+             add chain inet calico pri-gone\n\
+             delete chain inet calico pri-gone\n\
+             add chain inet calico pro-gone\n\
+             delete chain inet calico pro-gone\n"
+        );
+    }
+
+    #[test]
+    fn remove_sets_deletes_both_halves() {
+        assert_eq!(
+            step(|tx| remove_sets(tx, &names(&["net1"]))),
+            "add set inet calico s4-net1 { type ipv4_addr; }\n\
+             delete set inet calico s4-net1\n\
+             add set inet calico s6-net1 { type ipv6_addr; }\n\
+             delete set inet calico s6-net1\n"
+        );
+    }
+
+    #[test]
+    fn both_renderings_declare_a_set_with_its_type() {
+        let [v4, v6] = set_pair("x", std::iter::empty());
+        assert_eq!(set_properties(&v6), "type ipv6_addr");
+        assert_eq!(
+            step(|tx| add_set(tx, &v4)),
+            "add set inet calico s4-x { type ipv4_addr; }\n"
+        );
+        assert_eq!(
+            step(|out| set_block(out, &v4)),
+            "\tset s4-x {\n\t\ttype ipv4_addr\n\t}\n"
+        );
+    }
+
+    #[test]
+    fn element_lines_hold_at_most_sixteen_elements() {
+        let values: Vec<IpAddr> = (1..=17).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let lines: Vec<String> = element_lines(&values).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].matches(", ").count(), ELEMENTS_PER_LINE - 1);
+        assert_eq!(lines[1], "10.0.0.17");
+        let tx = step(|tx| elements(tx, "delete", "s4-x", &values[16..]));
+        assert_eq!(tx, "delete element inet calico s4-x { 10.0.0.17 }\n");
+        assert_eq!(step(|tx| elements(tx, "add", "s4-x", &[])), "");
     }
 }
