@@ -7,9 +7,13 @@
 //! - [`verdict`]: the expected verdict of a probe between Calico endpoints, from Calico's
 //!   documented policy semantics (an oracle independent of the agent's own code).
 //! - [`truth`]: truth tables of real probes between containers of a [`cluster::Cluster`].
+//! - [`steps`]: what end-to-end tests repeat on a cluster: Calico networks, busybox workloads,
+//!   their addresses, waiting for their endpoints.
+//! - [`tutorial`]: the documents of Calico's tutorials that the tests replay.
 
 pub mod cluster;
 pub mod etcd;
+pub mod steps;
 pub mod truth;
 pub mod tutorial;
 pub mod verdict;

@@ -41,8 +41,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use calico_model::codec;
+
 use crate::cluster::{wait_until, Cluster};
-use crate::verdict::{Probe, Proto, Verdict};
+use crate::verdict::{Probe, Proto, Verdict, World};
 
 /// How long [`check`] keeps retrying a table that does not match yet.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +55,17 @@ const PARALLEL_PROBES: usize = 16;
 const UDP_WAIT: Duration = Duration::from_secs(1);
 /// How often a UDP listener looks at its stop flag.
 const UDP_POLL: Duration = Duration::from_millis(100);
+
+/// The cluster's profiles, policies and workload endpoints as calicoctl reads them back
+/// (`calicoctl get KIND -o yaml`): the evaluator's world, for the expected side of a table.
+pub fn world(cluster: &Cluster) -> World {
+    let mut resources = Vec::new();
+    for kind in ["profile", "policy", "wep"] {
+        let yaml = cluster.calicoctl_ok(&["get", kind, "-o", "yaml"], None);
+        resources.extend(codec::decode(&yaml).expect("calicoctl output decodes"));
+    }
+    World::from_resources(&resources)
+}
 
 /// The UDP listeners started by [`start_listeners`]; dropping it stops them. (The TCP
 /// listeners are processes in the containers and go away with them.)

@@ -101,6 +101,40 @@ impl Probe {
         Probe::new(from, to, Proto::Udp(port))
     }
 
+    /// A ping from `from` to `to`, then a TCP connection to each of `tcp_ports`, then a UDP
+    /// request to each of `udp_ports`.
+    pub fn every_kind(from: &str, to: &str, tcp_ports: &[u16], udp_ports: &[u16]) -> Vec<Probe> {
+        let mut probes = vec![Probe::icmp(from, to)];
+        probes.extend(tcp_ports.iter().map(|port| Probe::tcp(from, to, *port)));
+        probes.extend(udp_ports.iter().map(|port| Probe::udp(from, to, *port)));
+        probes
+    }
+
+    /// [`Probe::every_kind`] from each of `senders` to each of `receivers` other than itself.
+    ///
+    /// ```
+    /// use calico_testkit::verdict::Probe;
+    ///
+    /// let probes = Probe::between(&["wa", "wb"], &["wa"], &[80], &[53]);
+    /// assert_eq!(probes, Probe::every_kind("wb", "wa", &[80], &[53]));
+    /// let names: Vec<String> = probes.iter().map(Probe::to_string).collect();
+    /// assert_eq!(names, ["wb -> wa icmp", "wb -> wa tcp/80", "wb -> wa udp/53"]);
+    /// ```
+    pub fn between(
+        senders: &[&str],
+        receivers: &[&str],
+        tcp_ports: &[u16],
+        udp_ports: &[u16],
+    ) -> Vec<Probe> {
+        let mut probes = Vec::new();
+        for from in senders {
+            for to in receivers.iter().filter(|to| *to != from) {
+                probes.extend(Probe::every_kind(from, to, tcp_ports, udp_ports));
+            }
+        }
+        probes
+    }
+
     fn new(from: &str, to: &str, proto: Proto) -> Probe {
         Probe {
             from: from.to_owned(),

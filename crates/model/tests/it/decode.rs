@@ -2,8 +2,7 @@
 
 use calico_model::codec::{decode, DecodeError};
 use calico_model::{Kind, Port, Protocol, Resource};
-
-use crate::{TUTORIAL_POLICIES, TUTORIAL_PROFILES};
+use calico_testkit::tutorial::{POLICIES, PROFILES_WITH_RULES};
 
 /// The (line, column, message) of a parse error, failing the test otherwise.
 fn parse_error(input: &str) -> (u64, u64, String) {
@@ -26,7 +25,7 @@ fn names(resources: &[Resource]) -> Vec<(Kind, String)> {
 
 #[test]
 fn tutorial_profiles_decode_and_validate() {
-    let resources = decode(TUTORIAL_PROFILES).unwrap();
+    let resources = decode(PROFILES_WITH_RULES).unwrap();
     assert_eq!(resources.len(), 2);
     let Resource::Profile(db) = &resources[0] else {
         panic!("not a profile")
@@ -56,7 +55,7 @@ fn tutorial_profiles_decode_and_validate() {
 
 #[test]
 fn tutorial_policies_decode_with_default_types() {
-    let resources = decode(TUTORIAL_POLICIES).unwrap();
+    let resources = decode(POLICIES).unwrap();
     let types: Vec<Vec<String>> = resources
         .iter()
         .map(|r| match r {

@@ -2,30 +2,13 @@
 
 use calico_model::codec::{decode, to_json, to_yaml};
 
-use crate::TUTORIAL_PROFILES;
-
-/// The profile the docker plugin creates for network `net1` (reference §4.4).
-const NET1: &str = "\
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: net1
-    tags:
-    - net1
-  spec:
-    egress:
-    - action: allow
-    ingress:
-    - action: allow
-      source:
-        tag: net1
-";
+use calico_testkit::tutorial::{NET1_PROFILE, PROFILES_WITH_RULES};
 
 #[test]
 fn docker_network_profile_prints_like_calicoctl() {
     let input = "kind: profile\napiVersion: v1\nmetadata: {name: net1, tags: [net1]}\nspec:\n  ingress: [{action: allow, source: {tag: net1}, destination: {}}]\n  egress: [{action: allow, source: {}}]\n";
     let resources = decode(input).unwrap();
-    assert_eq!(to_yaml(&resources), NET1);
+    assert_eq!(to_yaml(&resources), NET1_PROFILE);
     assert_eq!(
         to_json(&resources),
         r#"[
@@ -61,7 +44,7 @@ fn docker_network_profile_prints_like_calicoctl() {
 
 #[test]
 fn tutorial_profiles_print_sorted() {
-    let yaml = to_yaml(&decode(TUTORIAL_PROFILES).unwrap());
+    let yaml = to_yaml(&decode(PROFILES_WITH_RULES).unwrap());
     let expected = "\
 - apiVersion: v1
   kind: profile

@@ -5,12 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use calico_model::codec::{decode, to_json, to_yaml};
 use calico_model::*;
+use calico_testkit::tutorial::{POLICIES, PROFILES_WITH_RULES};
 use ipnet::IpNet;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::select;
-
-use crate::{TUTORIAL_POLICIES, TUTORIAL_PROFILES};
 
 fn name() -> impl Strategy<Value = String> {
     "[a-z0-9][a-z0-9._-]{0,12}"
@@ -464,7 +463,7 @@ proptest! {
 
     #[test]
     fn decode_never_panics_on_truncated_documents(cut in 0usize..2000) {
-        let input = format!("{TUTORIAL_PROFILES}---\n{TUTORIAL_POLICIES}");
+        let input = format!("{PROFILES_WITH_RULES}---\n{POLICIES}");
         let end = input.char_indices().map(|(i, _)| i).find(|i| *i >= cut).unwrap_or(input.len());
         let _ = decode(&input[..end]);
     }
@@ -472,7 +471,7 @@ proptest! {
 
 #[test]
 fn tutorial_documents_round_trip() {
-    for input in [TUTORIAL_PROFILES, TUTORIAL_POLICIES] {
+    for input in [PROFILES_WITH_RULES, POLICIES] {
         let resources = decode(input).unwrap();
         let yaml = to_yaml(&resources);
         assert_eq!(decode(&yaml).unwrap(), resources);
