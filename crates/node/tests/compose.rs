@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
+use calico_testkit::cluster::{wait_until, Datastore};
+use calico_testkit::steps::only_ip;
+
+mod common;
 
 const COMPOSE_FILE: &str = include_str!("../../../docs/examples/compose.yaml");
 const README: &str = include_str!("../../../README.md");
@@ -20,12 +23,7 @@ mod e2e_compose {
             README.contains(COMPOSE_FILE),
             "the README shows docs/examples/compose.yaml as it is"
         );
-        let cluster = Cluster::up(Options {
-            hosts: 1,
-            datastore: Datastore::Sqlite,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        });
+        let cluster = common::cluster(1, Datastore::Sqlite);
         let h = cluster.host(1);
         let project = tempfile::tempdir().expect("project dir");
         std::fs::write(project.path().join("compose.yaml"), COMPOSE_FILE).expect("compose file");
@@ -50,17 +48,9 @@ mod e2e_compose {
             networks.lines().collect::<Vec<_>>(),
             ["shop_back", "shop_front"]
         );
-        let ip = |container: &str| {
-            h.docker_ok(&[
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                container,
-            ])
-        };
         let addresses: Vec<String> = ["shop-web-1", "shop-client-1", "shop-db-1"]
             .iter()
-            .map(|c| ip(c))
+            .map(|c| only_ip(&h, c))
             .collect();
         for address in &addresses {
             assert!(address.starts_with("192.168."), "{addresses:?}");

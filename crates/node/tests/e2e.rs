@@ -8,33 +8,31 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host, Options};
+use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host};
+use calico_testkit::steps::{
+    calicoctl_beside, create_network, ip_in, network_create_args, run_busybox,
+};
+use calico_testkit::tutorial::NET1_PROFILE;
+
+mod common;
 
 /// A one-host cluster on the embedded SQLite datastore, running this crate's calico-node.
 fn one_host() -> Cluster {
-    Cluster::up(Options {
-        hosts: 1,
-        datastore: Datastore::Sqlite,
-        calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-        ..Options::default()
-    })
+    common::cluster(1, Datastore::Sqlite)
 }
 
-fn create_network(host: &Host, name: &str, extra: &[&str]) {
-    let mut args = vec!["network", "create", "--driver", "calico"];
-    if !extra.contains(&"--ipam-driver") {
-        args.extend(["--ipam-driver", "calico-ipam"]);
+/// Runs `each` for every one of `names`, ten at a time, each on its own thread with its own
+/// handle on host 1.
+fn ten_at_a_time(cluster: &Cluster, names: &[String], each: impl Fn(Host<'_>, &str) + Sync) {
+    let each = &each;
+    for batch in names.chunks(10) {
+        std::thread::scope(|s| {
+            for name in batch {
+                let h = cluster.host(1);
+                s.spawn(move || each(h, name));
+            }
+        });
     }
-    args.extend(extra);
-    args.push(name);
-    host.docker_ok(&args);
-}
-
-fn ip_of(host: &Host, container: &str, network: &str) -> String {
-    let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-    host.docker_ok(&["inspect", "-f", &format, container])
-        .trim()
-        .to_string()
 }
 
 /// The host's workload interfaces and the routes through them.
@@ -59,36 +57,12 @@ fn assigned(cluster: &Cluster, ip: &str) -> bool {
     out.contains("is assigned")
 }
 
-const DEFAULT_PROFILE_NET1: &str = "\
-- apiVersion: v1
-  kind: profile
-  metadata:
-    name: net1
-    tags:
-    - net1
-  spec:
-    egress:
-    - action: allow
-    ingress:
-    - action: allow
-      source:
-        tag: net1
-";
-
 #[test]
 fn e2e_security_using_calico_profiles_single_host() {
     let cluster = one_host();
     let h = cluster.host(1);
     for net in ["net1", "net2", "net3"] {
-        h.docker_ok(&[
-            "network",
-            "create",
-            "--driver",
-            "calico",
-            "--ipam-driver",
-            "calico-ipam",
-            net,
-        ]);
+        create_network(&h, net, &[]);
     }
     let mut profile = String::new();
     let mut net1_profile = || {
@@ -100,35 +74,11 @@ fn e2e_security_using_calico_profiles_single_host() {
         "the net1 profile",
         &mut net1_profile,
     );
-    assert_eq!(profile, DEFAULT_PROFILE_NET1.trim_end());
+    assert_eq!(profile, NET1_PROFILE.trim_end());
 
-    h.docker_ok(&[
-        "run",
-        "--net",
-        "net1",
-        "--name",
-        "workload-A",
-        "-tid",
-        "busybox",
-    ]);
-    h.docker_ok(&[
-        "run",
-        "--net",
-        "net2",
-        "--name",
-        "workload-B",
-        "-tid",
-        "busybox",
-    ]);
-    h.docker_ok(&[
-        "run",
-        "--net",
-        "net1",
-        "--name",
-        "workload-C",
-        "-tid",
-        "busybox",
-    ]);
+    run_busybox(&h, "workload-A", "net1");
+    run_busybox(&h, "workload-B", "net2");
+    run_busybox(&h, "workload-C", "net1");
     h.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-C.net1"]);
 
     let addr = h.docker_ok(&[
@@ -141,7 +91,7 @@ fn e2e_security_using_calico_profiles_single_host() {
         "show",
         "cali0",
     ]);
-    let a_ip = ip_of(&h, "workload-A", "net1");
+    let a_ip = ip_in(&h, "workload-A", "net1");
     assert!(addr.contains(&format!("inet {a_ip}/32")), "{addr}");
     let link = h.docker_ok(&["exec", "workload-A", "ip", "link", "show", "cali0"]);
     assert!(link.contains("link/ether ee:ee:ee:ee:ee:ee"), "{link}");
@@ -181,21 +131,14 @@ fn e2e_ipam_driver_names_subnets_and_fixed_addresses() {
     let h = cluster.host(1);
     // The older tutorials' spelling of the IPAM driver.
     create_network(&h, "old", &["--ipam-driver", "calico"]);
-    h.docker_ok(&["run", "--net", "old", "--name", "old-1", "-tid", "busybox"]);
-    assert!(ip_of(&h, "old-1", "old").starts_with("192.168."));
+    run_busybox(&h, "old-1", "old");
+    assert!(ip_in(&h, "old-1", "old").starts_with("192.168."));
 
     create_network(&h, "pool", &["--subnet", "192.168.0.0/16"]);
-    let refused = h.docker(&[
-        "network",
-        "create",
-        "--driver",
-        "calico",
-        "--ipam-driver",
-        "calico-ipam",
-        "--subnet",
-        "10.77.0.0/16",
+    let refused = h.docker(&network_create_args(
         "nopool",
-    ]);
+        &["--subnet", "10.77.0.0/16"],
+    ));
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -213,16 +156,8 @@ fn e2e_ipam_driver_names_subnets_and_fixed_addresses() {
         "-tid",
         "busybox",
     ]);
-    assert_eq!(ip_of(&h, "fixed", "pool"), "192.168.250.250");
-    h.docker_ok(&[
-        "run",
-        "--net",
-        "pool",
-        "--name",
-        "pool-peer",
-        "-tid",
-        "busybox",
-    ]);
+    assert_eq!(ip_in(&h, "fixed", "pool"), "192.168.250.250");
+    run_busybox(&h, "pool-peer", "pool");
     h.docker_ok(&[
         "exec",
         "pool-peer",
@@ -238,9 +173,7 @@ fn e2e_ipam_driver_names_subnets_and_fixed_addresses() {
     let custom = "- apiVersion: v1\n  kind: profile\n  metadata:\n    name: later\n    labels:\n      role: custom\n";
     cluster.calicoctl_ok(&["apply", "-f", "-"], Some(custom));
     create_network(&h, "later", &[]);
-    h.docker_ok(&[
-        "run", "--net", "later", "--name", "later-1", "-tid", "busybox",
-    ]);
+    run_busybox(&h, "later-1", "later");
     wait_until(Duration::from_secs(10), "later-1's endpoint", || {
         cluster
             .calicoctl_ok(&["get", "wep", "-o", "wide"], None)
@@ -258,32 +191,18 @@ fn e2e_hundred_containers_leave_nothing_behind() {
     let h = cluster.host(1);
     create_network(&h, "churn", &[]);
     let names: Vec<String> = (0..100).map(|i| format!("churn-{i:03}")).collect();
-    for batch in names.chunks(10) {
-        std::thread::scope(|s| {
-            for name in batch {
-                let h = cluster.host(1);
-                s.spawn(move || {
-                    h.docker_ok(&[
-                        "run", "-d", "--net", "churn", "--name", name, "busybox", "sleep", "600",
-                    ]);
-                });
-            }
-        });
-    }
-    let ips: Vec<String> = names.iter().map(|n| ip_of(&h, n, "churn")).collect();
+    ten_at_a_time(&cluster, &names, |h, name| {
+        h.docker_ok(&[
+            "run", "-d", "--net", "churn", "--name", name, "busybox", "sleep", "600",
+        ]);
+    });
+    let ips: Vec<String> = names.iter().map(|n| ip_in(&h, n, "churn")).collect();
     let distinct: HashSet<&String> = ips.iter().collect();
     assert_eq!(distinct.len(), 100, "an address was given twice: {ips:?}");
 
-    for batch in names.chunks(10) {
-        std::thread::scope(|s| {
-            for name in batch {
-                let h = cluster.host(1);
-                s.spawn(move || {
-                    h.docker_ok(&["rm", "-f", name]);
-                });
-            }
-        });
-    }
+    ten_at_a_time(&cluster, &names, |h, name| {
+        h.docker_ok(&["rm", "-f", name]);
+    });
     wait_until(Duration::from_secs(30), "all links and routes gone", || {
         workload_links_and_routes(&h) == (vec![], vec![])
     });
@@ -301,10 +220,10 @@ fn e2e_kill_and_restart_keeps_traffic_and_cleans_up_after_itself() {
     let h = cluster.host(1);
     create_network(&h, "net1", &[]);
     for name in ["workload-A", "workload-B", "workload-C"] {
-        h.docker_ok(&["run", "--net", "net1", "--name", name, "-tid", "busybox"]);
+        run_busybox(&h, name, "net1");
     }
-    let c_ip = ip_of(&h, "workload-C", "net1");
-    let b_ip = ip_of(&h, "workload-B", "net1");
+    let c_ip = ip_in(&h, "workload-C", "net1");
+    let b_ip = ip_in(&h, "workload-B", "net1");
     wait_until(Duration::from_secs(10), "three endpoints", || {
         cluster.calicoctl_ok(&["get", "wep"], None).lines().count() == 4
     });
@@ -316,17 +235,9 @@ fn e2e_kill_and_restart_keeps_traffic_and_cleans_up_after_itself() {
     h.node_start();
 
     h.docker_ok(&["exec", "workload-A", "ping", "-c", "2", "-W", "2", &c_ip]);
-    h.docker_ok(&[
-        "run",
-        "--net",
-        "net1",
-        "--name",
-        "workload-D",
-        "-tid",
-        "busybox",
-    ]);
+    run_busybox(&h, "workload-D", "net1");
     h.docker_ok(&["exec", "workload-D", "ping", "-c", "2", "-W", "2", &c_ip]);
-    let d_ip = ip_of(&h, "workload-D", "net1");
+    let d_ip = ip_in(&h, "workload-D", "net1");
     assert_ne!(d_ip, c_ip);
 
     wait_until(
@@ -377,7 +288,7 @@ fn e2e_malformed_plugin_requests_get_errors_and_change_nothing() {
     let cluster = one_host();
     let h = cluster.host(1);
     create_network(&h, "net1", &[]);
-    h.docker_ok(&["run", "--net", "net1", "--name", "web", "-tid", "busybox"]);
+    run_busybox(&h, "web", "net1");
     let socket = h.dir().join("plugins/calico.sock");
     let before = (
         cluster.calicoctl_ok(&["get", "profile", "-o", "yaml"], None),
@@ -432,11 +343,7 @@ fn e2e_calicoctl_node_run_and_status() {
     let cluster = one_host();
     let h = cluster.host(1);
     h.node_stop();
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_calico-node"))
-        .parent()
-        .expect("the binaries' directory");
-    let calicoctl = bin_dir.join("calicoctl");
-    let calicoctl = calicoctl.to_str().expect("a UTF-8 path");
+    let calicoctl = calicoctl_beside(common::CALICO_NODE);
     let dir = h.dir();
     let env = [
         "DATASTORE_TYPE=sqlite".to_string(),
@@ -448,7 +355,7 @@ fn e2e_calicoctl_node_run_and_status() {
     let ctl = |args: &[&str]| {
         let mut argv: Vec<&str> = vec!["env"];
         argv.extend(env.iter().map(String::as_str));
-        argv.push(calicoctl);
+        argv.push(&calicoctl);
         argv.extend(args);
         h.exec(&argv)
     };
@@ -500,14 +407,6 @@ fn e2e_calicoctl_node_run_and_status() {
         "{version}"
     );
     create_network(&h, "net1", &[]);
-    h.docker_ok(&[
-        "run",
-        "--net",
-        "net1",
-        "--name",
-        "workload-A",
-        "-tid",
-        "busybox",
-    ]);
-    assert!(ip_of(&h, "workload-A", "net1").starts_with("192.168."));
+    run_busybox(&h, "workload-A", "net1");
+    assert!(ip_in(&h, "workload-A", "net1").starts_with("192.168."));
 }

@@ -1,31 +1,23 @@
 //! "Accessing Calico policy with Calico as a network plugin": the older `calicoctl profile …
 //! rule …` commands, verbatim, acting on the profiles Docker networks get, and enforced.
 
+mod common;
+
 mod e2e {
     use std::time::Duration;
 
-    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
+    use calico_testkit::cluster::{wait_until, Datastore};
+    use calico_testkit::steps::{create_network, run_busybox, wait_for_endpoints};
     use calico_testkit::truth;
     use calico_testkit::verdict::{Probe, Verdict};
 
+    use crate::common;
+
     #[test]
     fn accessing_calico_policy_with_the_profile_commands() {
-        let cluster = Cluster::up(Options {
-            hosts: 1,
-            datastore: Datastore::Sqlite,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        });
+        let cluster = common::cluster(1, Datastore::Sqlite);
         let h = cluster.host(1);
-        h.docker_ok(&[
-            "network",
-            "create",
-            "--driver",
-            "calico",
-            "--ipam-driver",
-            "calico",
-            "databases",
-        ]);
+        create_network(&h, "databases", &["--ipam-driver", "calico"]);
         let rules = || cluster.calicoctl_ok(&["profile", "databases", "rule", "show"], None);
         wait_until(Duration::from_secs(10), "the databases profile", || {
             cluster
@@ -37,15 +29,7 @@ mod e2e {
             rules(),
             "Inbound rules:\n   1 allow from tag databases\nOutbound rules:\n   1 allow"
         );
-        h.docker_ok(&[
-            "network",
-            "create",
-            "--driver",
-            "calico",
-            "--ipam-driver",
-            "calico",
-            "applications",
-        ]);
+        create_network(&h, "applications", &["--ipam-driver", "calico"]);
         cluster.calicoctl_ok(
             &[
                 "profile",
@@ -77,12 +61,14 @@ mod e2e {
         );
 
         for (name, net) in [("db1", "databases"), ("app1", "applications")] {
-            h.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+            run_busybox(&h, name, net);
         }
-        wait_until(Duration::from_secs(20), "both endpoints", || {
-            let weps = cluster.calicoctl_ok(&["get", "wep"], None);
-            weps.contains("db1") && weps.contains("app1")
-        });
+        wait_for_endpoints(
+            &cluster,
+            Duration::from_secs(20),
+            "both endpoints",
+            &["db1", "app1"],
+        );
         let placed = [("db1", 1), ("app1", 1)];
         let _listeners = truth::start_listeners(&cluster, &placed, &[3306, 8080], &[5353]);
         truth::check(

@@ -4,30 +4,24 @@
 //! address; and BIRD, calico-node, etcd and dockerd faults lose nothing.
 //! Runs in the `e2e` nextest group (module `e2e_multihost`); see docs/harness.md.
 
+mod common;
+
 mod e2e_multihost {
-    use std::path::Path;
     use std::time::{Duration, Instant};
 
-    use calico_testkit::cluster::{Cluster, Datastore, Host, Options};
+    use calico_testkit::cluster::{Cluster, Datastore, Host};
+    use calico_testkit::steps::{calicoctl_beside, create_network, ip_in, run_busybox};
     use calico_testkit::truth;
     use calico_testkit::verdict::{Probe, Verdict};
 
-    const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+    use crate::common;
 
-    fn calicoctl() -> String {
-        Path::new(env!("CARGO_BIN_EXE_calico-node"))
-            .parent()
-            .expect("the binaries' directory")
-            .join("calicoctl")
-            .to_str()
-            .expect("a UTF-8 path")
-            .to_string()
-    }
+    const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// `calicoctl node status` run inside `host` (BIRD's socket at its default path, which the
     /// harness makes private to each host).
     fn node_status(host: &Host) -> String {
-        let ctl = calicoctl();
+        let ctl = calicoctl_beside(common::CALICO_NODE);
         let out = host.exec(&[&ctl, "node", "status"]);
         format!(
             "{}{}",
@@ -43,13 +37,6 @@ mod e2e_multihost {
                 && l.contains("node-to-node mesh")
                 && l.contains("Established")
         })
-    }
-
-    fn ip_of(host: &Host, container: &str, network: &str) -> String {
-        let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-        host.docker_ok(&["inspect", "-f", &format, container])
-            .trim()
-            .to_string()
     }
 
     fn has_network(host: &Host, name: &str) -> bool {
@@ -84,16 +71,7 @@ mod e2e_multihost {
     }
 
     fn cluster(hosts: usize) -> Cluster {
-        Cluster::up(Options {
-            hosts,
-            datastore: Datastore::Etcd,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        })
-    }
-
-    fn run(host: &Host, name: &str, network: &str) {
-        host.docker_ok(&["run", "--net", network, "--name", name, "-tid", "busybox"]);
+        common::cluster(hosts, Datastore::Etcd)
     }
 
     /// Every host has an Established mesh session with every other host.
@@ -109,46 +87,17 @@ mod e2e_multihost {
 
     #[test]
     fn bgp_mesh_carries_cross_host_traffic_and_follows_the_mesh_setting() {
-        let cluster = Cluster::up(Options {
-            hosts: 2,
-            datastore: Datastore::Etcd,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        });
+        let cluster = cluster(2);
         let h1 = cluster.host(1);
         let h2 = cluster.host(2);
         // Created on calico-01 only: calico-node shares it with calico-02.
-        h1.docker_ok(&[
-            "network",
-            "create",
-            "--driver",
-            "calico",
-            "--ipam-driver",
-            "calico-ipam",
-            "net1",
-        ]);
+        create_network(&h1, "net1", &[]);
         wait_for(&cluster, SESSION_TIMEOUT, "net1 on calico-02", || {
             has_network(&h2, "net1")
         });
-        h1.docker_ok(&[
-            "run",
-            "--net",
-            "net1",
-            "--name",
-            "workload-A",
-            "-tid",
-            "busybox",
-        ]);
-        h2.docker_ok(&[
-            "run",
-            "--net",
-            "net1",
-            "--name",
-            "workload-E",
-            "-tid",
-            "busybox",
-        ]);
-        let e_ip = ip_of(&h2, "workload-E", "net1");
+        run_busybox(&h1, "workload-A", "net1");
+        run_busybox(&h2, "workload-E", "net1");
+        let e_ip = ip_in(&h2, "workload-E", "net1");
         assert!(e_ip.starts_with("192.168."), "{e_ip}");
 
         let (ip1, ip2) = (h1.ip().to_string(), h2.ip().to_string());
@@ -170,7 +119,7 @@ mod e2e_multihost {
             "calico-01 has no BGP route via calico-02:\n{}",
             bird_routes(&h1)
         );
-        let a_ip = ip_of(&h1, "workload-A", "net1");
+        let a_ip = ip_in(&h1, "workload-A", "net1");
         assert!(ping(&h2, "workload-E", &a_ip), "E cannot ping A back");
 
         cluster.calicoctl_ok(&["config", "set", "nodeToNodeMesh", "off"], None);
@@ -230,24 +179,11 @@ mod e2e_multihost {
     /// calico-01 only; A, B, C run on calico-01, D and E on calico-02.
     #[test]
     fn security_using_calico_profiles_across_hosts() {
-        let cluster = Cluster::up(Options {
-            hosts: 2,
-            datastore: Datastore::Etcd,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        });
+        let cluster = cluster(2);
         let h1 = cluster.host(1);
         let h2 = cluster.host(2);
         for net in ["net1", "net2", "net3"] {
-            h1.docker_ok(&[
-                "network",
-                "create",
-                "--driver",
-                "calico",
-                "--ipam-driver",
-                "calico-ipam",
-                net,
-            ]);
+            create_network(&h1, net, &[]);
         }
         wait_for(&cluster, SESSION_TIMEOUT, "net1-net3 on calico-02", || {
             ["net1", "net2", "net3"].iter().all(|n| has_network(&h2, n))
@@ -257,14 +193,14 @@ mod e2e_multihost {
             ("workload-B", "net2"),
             ("workload-C", "net1"),
         ] {
-            h1.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+            run_busybox(&h1, name, net);
         }
         for (name, net) in [("workload-D", "net3"), ("workload-E", "net1")] {
-            h2.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+            run_busybox(&h2, name, net);
         }
         h1.docker_ok(&["exec", "workload-A", "ping", "-c", "4", "workload-C.net1"]);
-        let d_ip = ip_of(&h2, "workload-D", "net3");
-        let b_ip = ip_of(&h1, "workload-B", "net2");
+        let d_ip = ip_in(&h2, "workload-D", "net3");
+        let b_ip = ip_in(&h1, "workload-B", "net2");
         wait_for(&cluster, SESSION_TIMEOUT, "A pings E across hosts", || {
             ping(&h1, "workload-A", "workload-E.net1")
         });
@@ -280,7 +216,7 @@ mod e2e_multihost {
         );
         assert!(!ping(&h1, "workload-A", &b_ip), "A reached B");
         assert!(!ping(&h1, "workload-A", &d_ip), "A reached D across hosts");
-        let a_ip = ip_of(&h1, "workload-A", "net1");
+        let a_ip = ip_in(&h1, "workload-A", "net1");
         assert!(ping(&h2, "workload-E", &a_ip), "E cannot ping A back");
         assert!(!ping(&h2, "workload-D", &a_ip), "D reached A across hosts");
 
@@ -302,7 +238,7 @@ mod e2e_multihost {
         cluster.create_calico_network(1, "net1");
         let names = ["w1", "w2", "w3"];
         for (k, name) in names.iter().enumerate() {
-            run(&cluster.host(k + 1), name, "net1");
+            run_busybox(&cluster.host(k + 1), name, "net1");
         }
         wait_for(&cluster, SESSION_TIMEOUT, "a full mesh of 3", || {
             full_mesh(&cluster)
@@ -357,7 +293,7 @@ mod e2e_multihost {
                 host.docker_ok(&["ps", "--format", "{{.Names}}", "--filter", "status=running"]);
             assert_eq!(listing.lines().count(), PER_HOST, "{listing}");
             for name in listing.lines() {
-                let ip = ip_of(&host, name, "net1");
+                let ip = ip_in(&host, name, "net1");
                 if let Some(other) = seen.insert(ip.clone(), name.to_string()) {
                     panic!("{ip} was given to both {other} and {name}");
                 }
@@ -400,9 +336,9 @@ mod e2e_multihost {
         let cluster = cluster(2);
         cluster.create_calico_network(1, "net1");
         cluster.create_calico_network(1, "net2");
-        run(&cluster.host(1), "workload-A", "net1");
-        run(&cluster.host(2), "workload-E", "net1");
-        run(&cluster.host(2), "workload-X", "net2");
+        run_busybox(&cluster.host(1), "workload-A", "net1");
+        run_busybox(&cluster.host(2), "workload-E", "net1");
+        run_busybox(&cluster.host(2), "workload-X", "net2");
         let table = vec![
             (Probe::tcp("workload-A", "workload-E", 8080), Verdict::Allow),
             (Probe::icmp("workload-E", "workload-A"), Verdict::Allow),
@@ -540,8 +476,8 @@ mod e2e_multihost {
         ]);
         let old: Vec<String> = ["workload-E", "workload-R"]
             .iter()
-            .map(|c| ip_of(&h2, c, "net1"))
-            .chain([ip_of(&h2, "workload-X", "net2")])
+            .map(|c| ip_in(&h2, c, "net1"))
+            .chain([ip_in(&h2, "workload-X", "net2")])
             .collect();
 
         h2.dockerd_restart();
@@ -556,7 +492,7 @@ mod e2e_multihost {
                 ours.len() == 1 && ours[0].contains("workload-R")
             },
         );
-        let r_ip = ip_of(&h2, "workload-R", "net1");
+        let r_ip = ip_in(&h2, "workload-R", "net1");
         for ip in &old {
             let shown = cluster.calicoctl_ok(&["ipam", "show", "--ip", ip], None);
             assert!(
@@ -565,7 +501,7 @@ mod e2e_multihost {
             );
         }
         h2.docker_ok(&["start", "workload-E"]);
-        let e_ip = ip_of(&h2, "workload-E", "net1");
+        let e_ip = ip_in(&h2, "workload-E", "net1");
         wait_for(&cluster, SESSION_TIMEOUT, "A pings E and R again", || {
             ping(&h1, "workload-A", &e_ip) && ping(&h1, "workload-A", &r_ip)
         });

@@ -1,14 +1,18 @@
 //! Policy end to end on one simulated Docker host: the tutorials' verdicts and truth tables
 //! whose expected side comes from the independent evaluator (`calico_testkit::verdict`).
 
+mod common;
+
 mod e2e {
     use std::time::Duration;
 
-    use calico_model::codec;
-    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
-    use calico_testkit::truth;
+    use calico_testkit::cluster::{Cluster, Datastore};
+    use calico_testkit::steps::{run_busybox, wait_for_endpoints};
+    use calico_testkit::truth::{self, world};
     use calico_testkit::tutorial::{POLICIES, PROFILES_WITH_LABELS, PROFILES_WITH_RULES};
-    use calico_testkit::verdict::{Probe, Verdict, World};
+    use calico_testkit::verdict::{Probe, Verdict};
+
+    use crate::common;
 
     const TCP_PORTS: [u16; 2] = [3306, 8080];
     /// How long BGP may take to bring routes between hosts (sessions, then the kernel scan).
@@ -16,51 +20,27 @@ mod e2e {
     const UDP_PORT: u16 = 5353;
 
     fn one_host() -> Cluster {
-        Cluster::up(Options {
-            hosts: 1,
-            datastore: Datastore::Sqlite,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        })
+        common::cluster(1, Datastore::Sqlite)
     }
 
     /// Starts containers (name, network), each on host `host_of(name)`, and waits until
     /// calicoctl shows all their endpoints.
     fn containers(cluster: &Cluster, host_of: fn(&str) -> usize, specs: &[(&str, &str)]) {
         for (name, net) in specs {
-            cluster
-                .host(host_of(name))
-                .docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+            run_busybox(&cluster.host(host_of(name)), name, net);
         }
-        wait_until(Duration::from_secs(20), "every workload endpoint", || {
-            let weps = cluster.calicoctl_ok(&["get", "wep"], None);
-            specs.iter().all(|(name, _)| weps.contains(name))
-        });
-    }
-
-    /// The datastore's profiles, policies and endpoints, as the evaluator's world.
-    fn world(cluster: &Cluster) -> World {
-        let mut resources = Vec::new();
-        for kind in ["profile", "policy", "wep"] {
-            let yaml = cluster.calicoctl_ok(&["get", kind, "-o", "yaml"], None);
-            resources.extend(codec::decode(&yaml).expect("calicoctl output decodes"));
-        }
-        World::from_resources(&resources)
+        let names: Vec<&str> = specs.iter().map(|(name, _)| *name).collect();
+        wait_for_endpoints(
+            cluster,
+            Duration::from_secs(20),
+            "every workload endpoint",
+            &names,
+        );
     }
 
     /// Every probe (ICMP, both TCP ports, UDP) between every ordered pair of `names`.
     fn all_probes(names: &[&str]) -> Vec<Probe> {
-        let mut probes = Vec::new();
-        for from in names {
-            for to in names.iter().filter(|to| *to != from) {
-                probes.push(Probe::icmp(from, to));
-                for port in TCP_PORTS {
-                    probes.push(Probe::tcp(from, to, port));
-                }
-                probes.push(Probe::udp(from, to, UDP_PORT));
-            }
-        }
-        probes
+        Probe::between(names, names, &TCP_PORTS, &[UDP_PORT])
     }
 
     fn on_host(names: &[&'static str]) -> Vec<(&'static str, usize)> {
@@ -130,12 +110,7 @@ mod e2e {
     /// created on calico-01 only): the same verdicts.
     #[test]
     fn security_using_calico_profiles_and_policy_across_hosts() {
-        let cluster = Cluster::up(Options {
-            hosts: 2,
-            datastore: Datastore::Etcd,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        });
+        let cluster = common::cluster(2, Datastore::Etcd);
         profiles_and_policy_tutorial(&cluster, |name| match name {
             "db1" | "fe2" | "dbb1" => 1,
             _ => 2,
@@ -241,30 +216,24 @@ mod e2e {
 mod e2e_faults {
     use std::time::Duration;
 
-    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
+    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Host};
+    use calico_testkit::steps::{create_network, only_ip, run_busybox, wait_for_endpoints};
     use calico_testkit::truth;
     use calico_testkit::verdict::{Probe, Verdict};
 
+    use crate::common;
+
     fn one_host() -> Cluster {
-        Cluster::up(Options {
-            hosts: 1,
-            datastore: Datastore::Sqlite,
-            calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-            ..Options::default()
-        })
+        common::cluster(1, Datastore::Sqlite)
     }
 
     fn ip_of(cluster: &Cluster, container: &str) -> String {
-        cluster
-            .host(1)
-            .docker_ok(&[
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                container,
-            ])
-            .trim()
-            .to_string()
+        only_ip(&cluster.host(1), container)
+    }
+
+    /// `ip addr VERB ADDRESS dev cali0` in container wx.
+    fn wx_ip_addr(h: &Host, verb: &str, address: &str) {
+        h.docker_ok(&["exec", "wx", "ip", "addr", verb, address, "dev", "cali0"]);
     }
 
     /// Two networks: A and C in net1 (allowed to each other), X in net2 (isolated), X with
@@ -272,18 +241,10 @@ mod e2e_faults {
     fn three_containers(cluster: &Cluster) {
         let h = cluster.host(1);
         for net in ["net1", "net2"] {
-            h.docker_ok(&[
-                "network",
-                "create",
-                "--driver",
-                "calico",
-                "--ipam-driver",
-                "calico-ipam",
-                net,
-            ]);
+            create_network(&h, net, &[]);
         }
-        h.docker_ok(&["run", "--net", "net1", "--name", "wa", "-tid", "busybox"]);
-        h.docker_ok(&["run", "--net", "net1", "--name", "wc", "-tid", "busybox"]);
+        run_busybox(&h, "wa", "net1");
+        run_busybox(&h, "wc", "net1");
         h.docker_ok(&[
             "run",
             "--net",
@@ -295,10 +256,12 @@ mod e2e_faults {
             "-tid",
             "busybox",
         ]);
-        wait_until(Duration::from_secs(20), "three endpoints", || {
-            let weps = cluster.calicoctl_ok(&["get", "wep"], None);
-            ["wa", "wc", "wx"].iter().all(|c| weps.contains(c))
-        });
+        wait_for_endpoints(
+            cluster,
+            Duration::from_secs(20),
+            "three endpoints",
+            &["wa", "wc", "wx"],
+        );
     }
 
     #[test]
@@ -318,16 +281,7 @@ mod e2e_faults {
         );
         let (a_ip, c_ip) = (ip_of(&cluster, "wa"), ip_of(&cluster, "wc"));
         // X pretends to be A: A's address as a second address, used as the source.
-        h.docker_ok(&[
-            "exec",
-            "wx",
-            "ip",
-            "addr",
-            "add",
-            &format!("{a_ip}/32"),
-            "dev",
-            "cali0",
-        ]);
+        wx_ip_addr(&h, "add", &format!("{a_ip}/32"));
         let spoofed = h.docker(&[
             "exec", "wx", "ping", "-c", "2", "-W", "1", "-I", &a_ip, &c_ip,
         ]);
@@ -345,26 +299,8 @@ mod e2e_faults {
         );
         // X moves to a fresh address of the pool.
         let x_ip = ip_of(&cluster, "wx");
-        h.docker_ok(&[
-            "exec",
-            "wx",
-            "ip",
-            "addr",
-            "del",
-            &format!("{x_ip}/32"),
-            "dev",
-            "cali0",
-        ]);
-        h.docker_ok(&[
-            "exec",
-            "wx",
-            "ip",
-            "addr",
-            "add",
-            "192.168.222.222/32",
-            "dev",
-            "cali0",
-        ]);
+        wx_ip_addr(&h, "del", &format!("{x_ip}/32"));
+        wx_ip_addr(&h, "add", "192.168.222.222/32");
         let moved = h.docker(&["exec", "wx", "ping", "-c", "2", "-W", "1", &c_ip]);
         assert!(
             !moved.status.success(),

@@ -2,14 +2,19 @@
 //! and one UDP port, under 12 policy scenarios. The expected side of every table comes from the
 //! independent evaluator (`calico_testkit::verdict`), fed with what calicoctl reads back.
 
+mod common;
+
 mod e2e {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
     use calico_model::{codec, Resource};
-    use calico_testkit::cluster::{wait_until, Cluster, Datastore, Options};
+    use calico_testkit::cluster::{Cluster, Datastore};
+    use calico_testkit::steps::{create_network, only_ip, run_busybox, wait_for_endpoints};
     use calico_testkit::truth::{self, Listeners};
-    use calico_testkit::verdict::{Probe, World};
+    use calico_testkit::verdict::Probe;
+
+    use crate::common;
 
     const TCP_PORTS: [u16; 2] = [3306, 8080];
     const UDP_PORT: u16 = 5353;
@@ -60,45 +65,26 @@ mod e2e {
 
     impl Bed {
         fn new() -> Bed {
-            let cluster = Cluster::up(Options {
-                hosts: 1,
-                datastore: Datastore::Sqlite,
-                calico_node: Some(env!("CARGO_BIN_EXE_calico-node").into()),
-                ..Options::default()
-            });
+            let cluster = common::cluster(1, Datastore::Sqlite);
             let h = cluster.host(1);
             for net in NETWORKS {
-                h.docker_ok(&[
-                    "network",
-                    "create",
-                    "--driver",
-                    "calico",
-                    "--ipam-driver",
-                    "calico-ipam",
-                    net,
-                ]);
+                create_network(&h, net, &[]);
             }
             for (i, name) in CONTAINERS.iter().enumerate() {
                 let net = NETWORKS[i / 3];
-                h.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+                run_busybox(&h, name, net);
             }
-            wait_until(Duration::from_secs(30), "twelve workload endpoints", || {
-                let weps = cluster.calicoctl_ok(&["get", "wep"], None);
-                CONTAINERS.iter().all(|c| weps.contains(c))
-            });
+            wait_for_endpoints(
+                &cluster,
+                Duration::from_secs(30),
+                "twelve workload endpoints",
+                &CONTAINERS,
+            );
             let placed: Vec<(&str, usize)> = CONTAINERS.iter().map(|c| (*c, 1)).collect();
             let listeners = truth::start_listeners(&cluster, &placed, &TCP_PORTS, &[UDP_PORT]);
             let ips = CONTAINERS
                 .iter()
-                .map(|c| {
-                    let ip = h.docker_ok(&[
-                        "inspect",
-                        "-f",
-                        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                        c,
-                    ]);
-                    (c.to_string(), ip.trim().to_string())
-                })
+                .map(|c| (c.to_string(), only_ip(&h, c)))
                 .collect();
             let endpoints = cluster.calicoctl_ok(&["get", "wep", "-o", "yaml"], None);
             Bed {
@@ -131,24 +117,8 @@ mod e2e {
             if !yaml.trim().is_empty() {
                 self.cluster.calicoctl_ok(&["apply", "-f", "-"], Some(yaml));
             }
-            let mut resources: Vec<Resource> = Vec::new();
-            for kind in ["profile", "policy", "wep"] {
-                let listed = self
-                    .cluster
-                    .calicoctl_ok(&["get", kind, "-o", "yaml"], None);
-                resources.extend(codec::decode(&listed).expect("calicoctl output decodes"));
-            }
-            let world = World::from_resources(&resources);
-            let mut probes = Vec::new();
-            for from in CONTAINERS {
-                for to in TARGETS.iter().filter(|t| **t != from) {
-                    probes.push(Probe::icmp(from, to));
-                    for port in TCP_PORTS {
-                        probes.push(Probe::tcp(from, to, port));
-                    }
-                    probes.push(Probe::udp(from, to, UDP_PORT));
-                }
-            }
+            let world = truth::world(&self.cluster);
+            let probes = Probe::between(&CONTAINERS, &TARGETS, &TCP_PORTS, &[UDP_PORT]);
             let placed: Vec<(&str, usize)> = CONTAINERS.iter().map(|c| (*c, 1)).collect();
             truth::check_within(
                 &self.cluster,

@@ -7,6 +7,7 @@ mod e2e {
     use std::time::{Duration, Instant};
 
     use calico_testkit::cluster::{Cluster, Datastore, Options};
+    use calico_testkit::steps::{create_network, run_busybox};
     use calico_testkit::truth;
     use calico_testkit::verdict::{Probe, Verdict};
 
@@ -38,17 +39,9 @@ mod e2e {
         let h = cluster.host(1);
         let containers = [("wa", 1), ("wb", 1), ("wc", 1), ("wd", 1)];
         for (net, members) in [("net1", ["wa", "wb"]), ("net2", ["wc", "wd"])] {
-            h.docker_ok(&[
-                "network",
-                "create",
-                "--driver",
-                "calico",
-                "--ipam-driver",
-                "calico-ipam",
-                net,
-            ]);
+            create_network(&h, net, &[]);
             for name in members {
-                h.docker_ok(&["run", "--net", net, "--name", name, "-tid", "busybox"]);
+                run_busybox(&h, name, net);
             }
         }
         let started = Instant::now();
@@ -67,10 +60,9 @@ mod e2e {
                     } else {
                         Verdict::Deny
                     };
-                    table.push((Probe::icmp(from, to), verdict));
-                    table.push((Probe::tcp(from, to, 3306), verdict));
-                    table.push((Probe::tcp(from, to, 8080), verdict));
-                    table.push((Probe::udp(from, to, 5353), verdict));
+                    for probe in Probe::every_kind(from, to, &[3306, 8080], &[5353]) {
+                        table.push((probe, verdict));
+                    }
                 }
             }
         }
