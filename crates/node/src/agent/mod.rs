@@ -163,9 +163,9 @@ impl<D: PolicyDataplane> Agent<D> {
     fn program_full(&mut self) -> Result<()> {
         self.admit_policed_traffic();
         if self.resync().context("programming the policy dataplane")? {
-            info!("policy dataplane programmed from the datastore");
+            info!("nftables table programmed from the datastore");
         } else {
-            info!("policy dataplane already matches the datastore; nothing to write");
+            info!("nftables table already matches the datastore; nothing to write");
         }
         Ok(())
     }
@@ -175,7 +175,7 @@ impl<D: PolicyDataplane> Agent<D> {
     fn repair_drift(&mut self) -> Result<()> {
         self.admit_policed_traffic();
         if self.resync().context("repairing the policy dataplane")? {
-            warn!("the policy dataplane had drifted from the desired state; rewrote it");
+            warn!("the nftables table had drifted from the desired state; rewrote it");
         }
         Ok(())
     }
