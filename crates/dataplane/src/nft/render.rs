@@ -27,6 +27,7 @@
 //! is still there. Every rule carries a comment with a hash of its body (see
 //! [`super::readback`]).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -120,8 +121,11 @@ fn endpoints_removed<'a>(desired: &Desired, changes: &'a Changes) -> BTreeSet<&'
 /// The policies (or profiles) the full table for a state has chains for: those it defines and
 /// those one of its endpoints names, indexed once so each name is a lookup.
 struct ChainNames<'a> {
+    desired: &'a Desired,
     defined: &'a BTreeMap<String, Rules>,
-    named: BTreeSet<&'a str>,
+    /// The names usable endpoints' plans use, indexed on the first question `defined` cannot
+    /// answer (rare: most batches never need it).
+    named: OnceCell<BTreeSet<&'a str>>,
     plan_names: fn(&DirectionPlan) -> &Vec<String>,
 }
 
@@ -132,24 +136,30 @@ impl<'a> ChainNames<'a> {
         defined: &'a BTreeMap<String, Rules>,
         plan_names: fn(&DirectionPlan) -> &Vec<String>,
     ) -> Self {
-        let named = desired
-            .endpoints
-            .iter()
-            .filter(|(iface, _)| usable_interface(iface))
-            .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
-            .flat_map(plan_names)
-            .map(String::as_str)
-            .collect();
         ChainNames {
+            desired,
             defined,
-            named,
+            named: OnceCell::new(),
             plan_names,
         }
     }
 
     /// True when the table has chains for `name`.
     fn contains(&self, name: &str) -> bool {
-        self.defined.contains_key(name) || self.named.contains(name)
+        self.defined.contains_key(name)
+            || self
+                .named
+                .get_or_init(|| {
+                    self.desired
+                        .endpoints
+                        .iter()
+                        .filter(|(iface, _)| usable_interface(iface))
+                        .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
+                        .flat_map(self.plan_names)
+                        .map(String::as_str)
+                        .collect()
+                })
+                .contains(name)
     }
 
     /// The chains to (re)write: the `changed` names the table has, and placeholders for the

@@ -1,6 +1,6 @@
 //! One datastore stream, decoded once and fanned out to its consumers, as Felix's dispatcher
-//! does: the calculation graph ([`GraphFeed`]) always, the DNS name table and (later) metrics
-//! when calico-node runs them.
+//! does: the DNS name table and (later) metrics when calico-node runs them, which borrow each
+//! batch, then the calculation graph ([`GraphFeed`]), which takes it.
 
 use std::collections::HashMap;
 
@@ -91,7 +91,7 @@ pub fn decode_event(event: WatchEvent) -> Result<Option<Update>, Relisting> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Relisting;
 
-/// The calculation graph as a consumer, with the path each resource was stored at.
+/// The calculation graph, with the path each resource was stored at.
 pub struct GraphFeed {
     node: String,
     graph: CalcGraph,
@@ -114,14 +114,14 @@ impl GraphFeed {
     }
 }
 
-impl Consumer for GraphFeed {
-    fn on_status(&mut self, status: SyncStatus) {
-        if status == SyncStatus::Resyncing {
-            *self = GraphFeed::new(&self.node);
-        }
+impl GraphFeed {
+    /// Forgets everything: a complete listing follows.
+    fn reset(&mut self) {
+        *self = GraphFeed::new(&self.node);
     }
 
-    fn on_updates(&mut self, updates: &[Update]) {
+    /// Feeds `updates` to the graph, which keeps the resources.
+    fn apply(&mut self, updates: Vec<Update>) {
         for update in updates {
             match update {
                 Update::Put {
@@ -129,11 +129,11 @@ impl Consumer for GraphFeed {
                     key,
                     resource,
                 } => {
-                    self.paths.insert(path.clone(), key.clone());
-                    self.graph.upsert(Resource::clone(resource));
+                    self.paths.insert(path, key);
+                    self.graph.upsert(*resource);
                 }
                 Update::Remove { path } => {
-                    if let Some(key) = self.paths.remove(path) {
+                    if let Some(key) = self.paths.remove(&path) {
                         self.graph.remove(&key);
                     }
                 }
@@ -142,7 +142,7 @@ impl Consumer for GraphFeed {
     }
 }
 
-/// The graph first, then every other consumer, in the order they were added.
+/// Every consumer, in the order they were added, then the graph.
 pub struct Dispatcher {
     graph: GraphFeed,
     others: Vec<Box<dyn Consumer>>,
@@ -169,21 +169,23 @@ impl Dispatcher {
 
     /// Tells every consumer the stream's status.
     pub fn status(&mut self, status: SyncStatus) {
-        self.graph.on_status(status);
+        if status == SyncStatus::Resyncing {
+            self.graph.reset();
+        }
         for consumer in &mut self.others {
             consumer.on_status(status);
         }
     }
 
-    /// Hands `updates` to every consumer.
-    pub fn updates(&mut self, updates: &[Update]) {
+    /// Lends `updates` to every consumer, then gives them to the graph.
+    pub fn updates(&mut self, updates: Vec<Update>) {
         if updates.is_empty() {
             return;
         }
-        self.graph.on_updates(updates);
         for consumer in &mut self.others {
-            consumer.on_updates(updates);
+            consumer.on_updates(&updates);
         }
+        self.graph.apply(updates);
     }
 }
 
@@ -242,14 +244,14 @@ spec:
         let kv = stored(&wep, serde_json::to_vec(&wep).unwrap());
         let put = decode_put(&kv).unwrap();
         let mut feed = GraphFeed::new("calico-01");
-        feed.on_updates(std::slice::from_ref(&put));
+        feed.apply(vec![put.clone()]);
         assert_eq!(feed.graph().desired().endpoints.len(), 1);
-        feed.on_updates(&[Update::Remove {
+        feed.apply(vec![Update::Remove {
             path: kv.key.clone(),
         }]);
         assert!(feed.graph().desired().endpoints.is_empty());
-        feed.on_updates(&[put]);
-        feed.on_status(SyncStatus::Resyncing);
+        feed.apply(vec![put]);
+        feed.reset();
         assert!(feed.graph().desired().endpoints.is_empty());
         assert!(feed.paths.is_empty());
     }

@@ -40,6 +40,15 @@ enum RoundEnd {
     Relist,
 }
 
+/// Why the agent reads the whole dataplane back.
+#[derive(Clone, Copy, Debug)]
+enum Why {
+    /// A complete listing has just been fed to the graph.
+    Listed,
+    /// The periodic check for changes made behind the agent's back.
+    DriftCheck,
+}
+
 /// Runs a short blocking call (an `nft` or `iptables` process) without stalling other tasks.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
@@ -92,11 +101,11 @@ impl<D: PolicyDataplane> Agent<D> {
             .context("listing resources")?;
         self.feeds.status(SyncStatus::Resyncing);
         let updates: Vec<_> = listing.items.iter().filter_map(decode_put).collect();
-        self.feeds.updates(&updates);
+        self.feeds.updates(updates);
         self.feeds.status(SyncStatus::InSync);
         let graph = self.feeds.graph();
         graph.take_changes();
-        self.program_full()?;
+        self.full_sync(Why::Listed)?;
         let mut watch = self
             .ds
             .watch(RESOURCES_PREFIX, listing.revision)
@@ -114,7 +123,7 @@ impl<D: PolicyDataplane> Agent<D> {
                         return Ok(end);
                     }
                 }
-                _ = resync.tick() => self.repair_drift()?,
+                _ = resync.tick() => self.full_sync(Why::DriftCheck)?,
             }
         }
     }
@@ -137,7 +146,7 @@ impl<D: PolicyDataplane> Agent<D> {
                 None
             };
         }
-        self.feeds.updates(&updates);
+        self.feeds.updates(updates);
         self.apply_changes()?;
         Ok(None)
     }
@@ -158,24 +167,24 @@ impl<D: PolicyDataplane> Agent<D> {
         Ok(())
     }
 
-    /// Makes the dataplane equal the desired state, writing nothing when it already is.
-    #[instrument(name = "dataplane_full_sync", skip_all)]
-    fn program_full(&mut self) -> Result<()> {
+    /// Makes the dataplane equal the desired state, writing nothing when it already is: after
+    /// a listing (`Why::Listed`) or on the periodic drift check (`Why::DriftCheck`).
+    #[instrument(name = "dataplane_full_sync", skip(self))]
+    fn full_sync(&mut self, why: Why) -> Result<()> {
         self.admit_policed_traffic();
-        if self.resync().context("programming the policy dataplane")? {
-            info!("nftables table programmed from the datastore");
-        } else {
-            info!("nftables table already matches the datastore; nothing to write");
-        }
-        Ok(())
-    }
-
-    /// Reads the dataplane back and rewrites it if it drifted.
-    #[instrument(name = "dataplane_drift_check", skip_all)]
-    fn repair_drift(&mut self) -> Result<()> {
-        self.admit_policed_traffic();
-        if self.resync().context("repairing the policy dataplane")? {
-            warn!("the nftables table had drifted from the desired state; rewrote it");
+        let wrote = self.resync().with_context(|| match why {
+            Why::Listed => "programming the policy dataplane",
+            Why::DriftCheck => "repairing the policy dataplane",
+        })?;
+        match (why, wrote) {
+            (Why::Listed, true) => info!("nftables table programmed from the datastore"),
+            (Why::Listed, false) => {
+                info!("nftables table already matches the datastore; nothing to write")
+            }
+            (Why::DriftCheck, true) => {
+                warn!("the nftables table had drifted from the desired state; rewrote it")
+            }
+            (Why::DriftCheck, false) => {}
         }
         Ok(())
     }
