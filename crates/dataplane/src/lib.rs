@@ -19,6 +19,8 @@
 //! from, and not the main thread as `/proc/net` → `/proc/self/net` does). Threads spawned after an
 //! `unshare` inherit the new namespace. So never `unshare`/`setns` a tokio worker thread.
 
+#![warn(missing_docs)]
+
 mod error;
 
 pub mod endpoint;

@@ -11,10 +11,15 @@ const ETCD_START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// PEM files written for an etcd started with [`EtcdServer::start_tls`].
 pub struct Certificates {
+    /// The certificate authority that signed both certificates.
     pub ca: PathBuf,
+    /// etcd's serving certificate, for IP 127.0.0.1.
     pub server_cert: PathBuf,
+    /// The serving certificate's key.
     pub server_key: PathBuf,
+    /// A client certificate etcd accepts.
     pub client_cert: PathBuf,
+    /// The client certificate's key.
     pub client_key: PathBuf,
 }
 

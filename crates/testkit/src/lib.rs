@@ -11,6 +11,8 @@
 //!   their addresses, waiting for their endpoints.
 //! - [`tutorial`]: the documents of Calico's tutorials that the tests replay.
 
+#![warn(missing_docs)]
+
 pub mod cluster;
 pub mod etcd;
 pub mod steps;
