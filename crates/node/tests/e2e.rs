@@ -289,7 +289,7 @@ fn e2e_malformed_plugin_requests_get_errors_and_change_nothing() {
     let h = cluster.host(1);
     create_network(&h, "net1", &[]);
     run_busybox(&h, "web", "net1");
-    let socket = h.dir().join("plugins/calico.sock");
+    let socket = h.plugins_dir().join("calico.sock");
     let before = (
         cluster.calicoctl_ok(&["get", "profile", "-o", "yaml"], None),
         cluster.calicoctl_ok(&["get", "wep", "-o", "yaml"], None),
@@ -347,7 +347,10 @@ fn e2e_calicoctl_node_run_and_status() {
     let dir = h.dir();
     let env = [
         "DATASTORE_TYPE=sqlite".to_string(),
-        format!("SQLITE_PATH={}", dir.join("calico.db").display()),
+        format!(
+            "SQLITE_PATH={}",
+            cluster.sqlite_path().expect("a sqlite cluster").display()
+        ),
         format!("DOCKER_HOST={}", h.docker_host()),
         format!("CALICO_RUN_DIR={}", dir.join("run").display()),
     ];

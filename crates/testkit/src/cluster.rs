@@ -2,6 +2,9 @@
 //! (see docs/harness.md). Each [`Cluster`] gets a unique name, so clusters of different tests
 //! never collide; dropping it runs `scripts/cluster down`.
 //!
+//! The script owns the harness's layout (paths, names, pid files): this module learns it only
+//! through `scripts/cluster info`, `processes`, `leftovers` and `disown`.
+//!
 //! The hosts run Debian 12's Docker Engine 20.10 unless the test process has `DOCKERD_DIR` set to
 //! a directory with another engine (`scripts/cluster up --dockerd DIR`; `scripts/test` runs the
 //! end-to-end tests a second time on Docker 28 that way). Each cluster is driven with the docker
@@ -26,10 +29,6 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Where `scripts/cluster` keeps each cluster's pids, sockets, logs and `env.sh`.
-pub const STATE_ROOT: &str = "/run/calico-harness";
-/// Where `scripts/cluster` keeps each cluster's data (Docker data roots, etcd).
-pub const DATA_ROOT: &str = "/var/lib/calico-harness";
 /// How long a Calico network created on one host may take to appear on the others.
 pub const NETWORK_SHARING_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest any single command run through the harness may take before the test fails.
@@ -168,18 +167,17 @@ impl Cluster {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        let info_path = Path::new(STATE_ROOT).join(&name).join("cluster.info");
-        let info: HashMap<String, String> = std::fs::read_to_string(&info_path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", info_path.display()))
+        let info: HashMap<String, String> = script_output(&root, &["info", "--name", &name])
             .lines()
             .filter_map(|line| line.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let hosts = info["hosts"].parse().expect("hosts in cluster.info");
         eprintln!(
-            "cluster {name}: {hosts} host(s) on Docker Engine {} up in {:.1} s (source {STATE_ROOT}/{name}/env.sh)",
+            "cluster {name}: {hosts} host(s) on Docker Engine {} up in {:.1} s (source {})",
             info["docker_version"],
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            info["env_sh"]
         );
         Cluster {
             name,
@@ -231,6 +229,16 @@ impl Cluster {
         PathBuf::from(&self.info["state"])
     }
 
+    /// The SQLite file every calico-node and calicoctl use, if the datastore is SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.info.get("sqlite_path").map(PathBuf::from)
+    }
+
+    /// `DOCKER_CONFIG` for the docker CLI and compose (keeps the user's ~/.docker out).
+    fn docker_config(&self) -> &str {
+        &self.info["docker_config"]
+    }
+
     /// The etcd client URL (reachable from the hosts and the fabric namespace), if etcd is used.
     pub fn etcd_endpoint(&self) -> Option<&str> {
         self.info.get("etcd_endpoints").map(String::as_str)
@@ -278,7 +286,12 @@ impl Cluster {
     /// The last `lines` lines of every component's log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
-        let mut logs: Vec<PathBuf> = vec![Path::new(&self.info["logs"]).join("etcd.log")];
+        let mut logs: Vec<PathBuf> = self
+            .info
+            .get("etcd_log")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
         for host in self.hosts() {
             logs.push(host.node_log_path());
             logs.push(host.dockerd_log_path());
@@ -299,15 +312,7 @@ impl Cluster {
     /// waits until every host's dockerd lists the network (calico-node shares Calico networks
     /// between hosts through the datastore).
     pub fn create_calico_network(&self, k: usize, name: &str) {
-        self.host(k).docker_ok(&[
-            "network",
-            "create",
-            "--driver",
-            "calico",
-            "--ipam-driver",
-            "calico-ipam",
-            name,
-        ]);
+        crate::steps::create_network(&self.host(k), name, &[]);
         for host in self.hosts() {
             wait_until(NETWORK_SHARING_TIMEOUT, "the network on every host", || {
                 host.docker_ok(&["network", "ls", "--format", "{{.Name}}"])
@@ -327,16 +332,11 @@ impl Cluster {
         self.script(&["etcd-start"]);
     }
 
-    /// Runs `scripts/cluster ARGS --name <this cluster>`, which must succeed.
-    fn script(&self, args: &[&str]) {
-        let output = run(
-            Command::new(self.root.join("scripts/cluster"))
-                .args(args)
-                .args(["--name", &self.name]),
-            None,
-            COMMAND_TIMEOUT,
-        );
-        expect_success(&format!("scripts/cluster {}", args.join(" ")), &output);
+    /// Runs `scripts/cluster ARGS --name <this cluster>`, which must succeed; returns its stdout.
+    fn script(&self, args: &[&str]) -> String {
+        let mut args = args.to_vec();
+        args.extend(["--name", &self.name]);
+        script_output(&self.root, &args)
     }
 
     /// Runs `scripts/cluster down` now and checks that nothing of the cluster is left: no
@@ -368,30 +368,16 @@ impl Cluster {
         )
     }
 
-    /// Every process started for the cluster, with the namespace that proves it is ours.
+    /// Every process started for the cluster, with the namespace that proves it is ours
+    /// (`scripts/cluster processes`).
     fn processes(&self) -> Vec<(u32, String)> {
-        let state = self.state_dir();
-        let mut ids = Vec::new();
-        for host in self.hosts() {
-            for file in ["netns.id", "mntns.id"] {
-                if let Ok(id) = std::fs::read_to_string(host.dir().join(file)) {
-                    ids.push(id.trim().to_string());
-                }
-            }
-        }
-        if let Ok(id) = std::fs::read_to_string(state.join("fabric.netns.id")) {
-            ids.push(id.trim().to_string());
-        }
-        let mut found = Vec::new();
-        for pid in all_pids() {
-            for ns in namespaces_of(pid) {
-                if ids.contains(&ns) {
-                    found.push((pid, ns));
-                    break;
-                }
-            }
-        }
-        found
+        self.script(&["processes"])
+            .lines()
+            .filter_map(|line| {
+                let (pid, ns) = line.split_once(' ')?;
+                Some((pid.parse().ok()?, ns.to_string()))
+            })
+            .collect()
     }
 }
 
@@ -408,24 +394,22 @@ impl Drop for Cluster {
             );
             if std::env::var_os("CALICO_HARNESS_KEEP").is_some() {
                 // no owner: `scripts/cluster reap` (run by the next test) leaves it alone
-                let info = self.state_dir().join("cluster.info");
-                if let Ok(text) = std::fs::read_to_string(&info) {
-                    let text: Vec<&str> = text
-                        .lines()
-                        .map(|l| {
-                            if l.starts_with("owner_pid=") {
-                                "owner_pid="
-                            } else {
-                                l
-                            }
-                        })
-                        .collect();
-                    let _ = std::fs::write(&info, text.join("\n") + "\n");
-                }
+                let disown = run(
+                    Command::new(self.root.join("scripts/cluster"))
+                        .args(["disown", "--name", &self.name]),
+                    None,
+                    COMMAND_TIMEOUT,
+                );
                 eprintln!(
-                    "CALICO_HARNESS_KEEP is set: cluster {0} left running; \
-                     source {STATE_ROOT}/{0}/env.sh, then scripts/cluster down --name {0}",
-                    self.name
+                    "CALICO_HARNESS_KEEP is set: cluster {0} left running ({1}); \
+                     source {2}, then scripts/cluster down --name {0}",
+                    self.name,
+                    if disown.status.success() {
+                        "disowned: reap leaves it alone"
+                    } else {
+                        "could not disown it: the next reap may take it down"
+                    },
+                    self.info["env_sh"]
                 );
                 return;
             }
@@ -476,9 +460,14 @@ impl Host<'_> {
         self.get("docker_host")
     }
 
-    /// The host's state directory (pid files, `plugins/` = its /run/docker/plugins).
+    /// The host's state directory (pid files, sockets, its calico-node's files).
     pub fn dir(&self) -> PathBuf {
         PathBuf::from(self.get("dir"))
+    }
+
+    /// The directory the host sees as /run/docker/plugins (calico.sock, calico-ipam.sock).
+    pub fn plugins_dir(&self) -> PathBuf {
+        PathBuf::from(self.get("plugins"))
     }
 
     /// The docker CLI of the cluster's engine against this host's dockerd.
@@ -490,10 +479,7 @@ impl Host<'_> {
             .args(args)
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CONTEXT")
-            .env(
-                "DOCKER_CONFIG",
-                self.cluster.state_dir().join("docker-config"),
-            );
+            .env("DOCKER_CONFIG", self.cluster.docker_config());
         run(&mut command, None, COMMAND_TIMEOUT)
     }
 
@@ -515,10 +501,7 @@ impl Host<'_> {
             .args(args)
             .env("DOCKER_HOST", self.docker_host())
             .env_remove("DOCKER_CONTEXT")
-            .env(
-                "DOCKER_CONFIG",
-                self.cluster.state_dir().join("docker-config"),
-            );
+            .env("DOCKER_CONFIG", self.cluster.docker_config());
         run(&mut command, None, COMMAND_TIMEOUT)
     }
 
@@ -606,21 +589,22 @@ impl Host<'_> {
 
     /// The pid of the running calico-node, if one is running.
     pub fn node_pid(&self) -> Option<u32> {
-        self.pid_file("node.pid").filter(|pid| alive(*pid))
+        self.pid_file("node_pid_file").filter(|pid| alive(*pid))
     }
 
     /// The pid of the running dockerd, if one is running.
     pub fn dockerd_pid(&self) -> Option<u32> {
-        self.pid_file("dockerd.pid").filter(|pid| alive(*pid))
+        self.pid_file("dockerd_pid_file").filter(|pid| alive(*pid))
     }
 
     fn anchor_pid(&self) -> u32 {
-        self.pid_file("anchor.pid")
+        self.pid_file("anchor_pid_file")
             .unwrap_or_else(|| panic!("{} has no anchor process", self.name()))
     }
 
-    fn pid_file(&self, file: &str) -> Option<u32> {
-        std::fs::read_to_string(self.dir().join(file))
+    /// The pid in the file cluster.info names under `key`.
+    fn pid_file(&self, key: &str) -> Option<u32> {
+        std::fs::read_to_string(self.get(key))
             .ok()
             .and_then(|s| s.trim().parse().ok())
     }
@@ -641,57 +625,13 @@ impl Host<'_> {
     }
 }
 
-/// What of cluster `name` still exists: netns, cgroup dirs, mounts, state and data dirs.
-/// Empty after a clean `down`. (Processes are checked by [`Cluster::down`].)
+/// What of cluster `name` still exists (`scripts/cluster leftovers`): netns, cgroup dirs, mounts,
+/// processes in its namespaces, state and data dirs. Empty after a clean `down`.
 pub fn leftovers(name: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    let host_prefix = format!("{name}-calico-");
-    if let Ok(entries) = std::fs::read_dir("/run/netns") {
-        for entry in entries.flatten() {
-            let ns = entry.file_name().to_string_lossy().to_string();
-            let ours = ns == format!("{name}-fabric")
-                || ns
-                    .strip_prefix(&host_prefix)
-                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
-            if ours {
-                left.push(format!("netns {ns}"));
-            }
-        }
-    }
-    let mut cgroup_dirs = vec![PathBuf::from("/sys/fs/cgroup")];
-    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
-        cgroup_dirs.extend(entries.flatten().map(|e| e.path()));
-    }
-    for dir in cgroup_dirs {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let n = entry.file_name().to_string_lossy().to_string();
-                if n.strip_prefix(&host_prefix)
-                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    left.push(format!("cgroup {}", entry.path().display()));
-                }
-            }
-        }
-    }
-    let state = format!("{STATE_ROOT}/{name}");
-    let data = format!("{DATA_ROOT}/{name}");
-    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
-        for line in mounts.lines() {
-            if let Some(target) = line.split(' ').nth(4) {
-                let under = |dir: &str| target == dir || target.starts_with(&format!("{dir}/"));
-                if under(&state) || under(&data) {
-                    left.push(format!("mount {target}"));
-                }
-            }
-        }
-    }
-    for dir in [state, data] {
-        if Path::new(&dir).exists() {
-            left.push(format!("directory {dir}"));
-        }
-    }
-    left
+    script_output(&repo_root(), &["leftovers", "--name", name])
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 // ----------------------------------------------------------------------------------- helpers
@@ -801,6 +741,16 @@ fn run(command: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output
     }
 }
 
+/// Runs `scripts/cluster ARGS` of the repository at `root`, which must succeed; returns stdout.
+fn script_output(root: &Path, args: &[&str]) -> String {
+    let output = run(
+        Command::new(root.join("scripts/cluster")).args(args),
+        None,
+        COMMAND_TIMEOUT,
+    );
+    expect_success(&format!("scripts/cluster {}", args.join(" ")), &output)
+}
+
 fn expect_success(what: &str, output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -821,17 +771,6 @@ fn alive(pid: u32) -> bool {
                 .map(|st| !matches!(st.trim().chars().next(), Some('Z' | 'X')))
         })
         .unwrap_or(false)
-}
-
-fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The `net:[…]` and `mnt:[…]` ids of a live process (none for a zombie or a gone pid).

@@ -46,14 +46,16 @@ fn one_host_sqlite_has_its_own_names_directories_and_datastore() {
 
     // the node ran in the host's namespaces with the harness's environment
     let log = host.node_log();
-    let state = cluster.state_dir();
     for expected in [
         "hostname=calico-01".to_string(),
         "NODENAME=calico-01".to_string(),
         "HOSTNAME=calico-01".to_string(),
         format!("DOCKER_HOST={}", host.docker_host()),
         "DATASTORE_TYPE=sqlite".to_string(),
-        format!("SQLITE_PATH={}/calico-01/calico.db", state.display()),
+        format!(
+            "SQLITE_PATH={}",
+            cluster.sqlite_path().expect("sqlite").display()
+        ),
         "ETCD_ENDPOINTS=\n".to_string(),
         // a clean environment, whatever the test process has
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n".to_string(),
@@ -66,7 +68,7 @@ fn one_host_sqlite_has_its_own_names_directories_and_datastore() {
     // /run/docker/plugins inside the host is the host's own directory
     let sockets = host.exec_ok(&["ls", "/run/docker/plugins"]);
     assert_eq!(sockets, "calico-ipam.sock\ncalico.sock");
-    assert!(host.dir().join("plugins/calico.sock").exists());
+    assert!(host.plugins_dir().join("calico.sock").exists());
 
     assert_eq!(
         host.docker_ok(&["run", "--rm", "--net", "none", "busybox", "echo", "hello"]),
@@ -87,7 +89,7 @@ fn one_host_sqlite_has_its_own_names_directories_and_datastore() {
     );
     let profiles = cluster.calicoctl_ok(&["get", "profiles"], None);
     assert!(profiles.contains("harness"), "{profiles}");
-    assert!(state.join("calico-01/calico.db").exists());
+    assert!(cluster.sqlite_path().expect("sqlite").exists());
 
     drop(cluster);
     assert_eq!(cluster::leftovers(&name), Vec::<String>::new());
@@ -134,7 +136,7 @@ fn two_hosts_etcd_are_distinct_daemons_and_nodes_restart() {
     wait_until(Duration::from_secs(5), "the killed node to be gone", || {
         h1.node_pid().is_none()
     });
-    assert!(h1.dir().join("plugins/calico.sock").exists());
+    assert!(h1.plugins_dir().join("calico.sock").exists());
     h1.node_start();
     let second = h1.node_pid().expect("calico-node restarted");
     assert_ne!(first, second);
