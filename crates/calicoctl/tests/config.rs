@@ -51,7 +51,7 @@ fn stored(db: &Path, key: &str) -> Option<String> {
 fn node_to_node_mesh_and_as_number() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("calico.db");
-    let mesh = calico_routing::inputs::NODE_MESH;
+    let mesh = calico_store::keys::NODE_MESH;
     let asn = calico_store::keys::GLOBAL_AS_NUMBER;
 
     // Defaults: mesh on, AS 64512, nothing stored.

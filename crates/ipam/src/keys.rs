@@ -95,6 +95,8 @@ mod tests {
             "/calico/ipam/v2/host/a%2fb/ipv6/block/fd00::40-122"
         );
         assert!(block_key(v4).starts_with(ALL_BLOCKS_PREFIX));
+        assert!(ALL_BLOCKS_PREFIX.starts_with(calico_store::keys::IPAM_PREFIX));
+        assert!(HOSTS_PREFIX.starts_with(calico_store::keys::IPAM_PREFIX));
         assert!(affinity_key("n", v6).starts_with(&affinities_prefix("n", None)));
     }
 

@@ -13,17 +13,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use calico_docker::{DockerClient, NetworkInfo};
-use calico_store::keys::escape;
+use calico_store::keys::{escape, DOCKER_HOSTS_PREFIX, DOCKER_NETWORKS_PREFIX};
 use calico_store::{Datastore, StoreError};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::{info, instrument, warn};
 
-/// Where the Calico networks of all hosts are recorded.
-pub const NETWORKS_PREFIX: &str = "/calico/docker/v1/network/";
-/// Where each host notes the networks it has had.
-const HOSTS_PREFIX: &str = "/calico/docker/v1/host/";
 /// The network driver whose networks are shared.
 const CALICO_DRIVER: &str = "calico";
 /// The IPAM driver's dummy pool: no `--subnet` was given.
@@ -96,7 +92,7 @@ impl NetworkSync {
             .filter_map(SharedNetwork::from_docker)
             .map(|n| (n.name.clone(), n))
             .collect();
-        let listing = self.ds.list(NETWORKS_PREFIX).await?;
+        let listing = self.ds.list(DOCKER_NETWORKS_PREFIX).await?;
         let mut recorded = BTreeMap::new();
         for kv in &listing.items {
             match serde_json::from_slice::<SharedNetwork>(&kv.value) {
@@ -151,7 +147,7 @@ impl NetworkSync {
     }
 
     fn host_prefix(&self) -> String {
-        format!("{HOSTS_PREFIX}{}/network/", escape(&self.node))
+        format!("{DOCKER_HOSTS_PREFIX}{}/network/", escape(&self.node))
     }
 
     fn host_key(&self, name: &str) -> String {
@@ -167,7 +163,7 @@ impl NetworkSync {
 }
 
 fn key_of(name: &str) -> String {
-    format!("{NETWORKS_PREFIX}{}", escape(name))
+    format!("{DOCKER_NETWORKS_PREFIX}{}", escape(name))
 }
 
 /// The inverse of the key escaping (`%2f` → `/`, `%25` → `%`).

@@ -15,7 +15,7 @@ use std::time::Duration;
 use calico_ipam::Ipam;
 use calico_model::Kind;
 use calico_routing::Bird;
-use calico_store::keys::kind_prefix;
+use calico_store::keys::{self, kind_prefix};
 use calico_store::resources::ResourceStore;
 use calico_store::{Datastore, Watch, WatchEvent};
 use tokio::sync::watch;
@@ -35,8 +35,8 @@ pub fn watched_prefixes() -> Vec<String> {
         kind_prefix(Kind::Node),
         kind_prefix(Kind::BgpPeer),
         kind_prefix(Kind::IpPool),
-        "/calico/ipam/v2/".to_string(),
-        "/calico/bgp/v1/global/".to_string(),
+        keys::IPAM_PREFIX.to_string(),
+        keys::BGP_GLOBAL_PREFIX.to_string(),
     ]
 }
 

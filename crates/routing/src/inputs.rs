@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | router id, subnet, AS | this node's `node` resource: `spec.bgp.ipv4Address`, `spec.bgp.asNumber` |
 //! | default AS | [`GLOBAL_AS_NUMBER`] (a decimal or dotted string), else [`DEFAULT_AS_NUMBER`] |
-//! | mesh on/off | [`NODE_MESH`] (`{"enabled": true\|false}`), absent means on |
+//! | mesh on/off | [`NODE_MESH`](calico_store::keys::NODE_MESH) (`{"enabled": true\|false}`), absent means on |
 //! | mesh peers | every other `node` with an IPv4 BGP address |
 //! | global / node peers | `bgpPeer` resources of scope `global`, and of scope `node` for this node (IPv4 only) |
 //! | own blocks | [`Ipam::affine_blocks`] (IPv4 only) |
@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use calico_ipam::Ipam;
 use calico_model::{AsNumber, Kind, Resource};
-use calico_store::keys::{kind_prefix, GLOBAL_AS_NUMBER};
+use calico_store::keys::{kind_prefix, GLOBAL_AS_NUMBER, NODE_MESH};
 use calico_store::resources::{decode, ResourceStore};
 use calico_store::Datastore;
 use ipnet::{IpNet, Ipv4Net};
@@ -26,10 +26,6 @@ use tracing::warn;
 
 use crate::bird_conf::{BirdInputs, MeshPeer, Peer};
 use crate::Result;
-
-/// Whether the node-to-node mesh is on: `{"enabled": true}` or `{"enabled": false}`; absent
-/// means on. Written by `calicoctl config set nodeToNodeMesh on|off`.
-pub const NODE_MESH: &str = "/calico/bgp/v1/global/node_mesh";
 
 /// The AS number of nodes that set none, when [`GLOBAL_AS_NUMBER`] is absent.
 pub const DEFAULT_AS_NUMBER: u32 = 64512;

@@ -11,7 +11,10 @@
 //! /calico/resources/v1/workloadendpoint/<node>/<orchestrator>/<workload>/<name>
 //! ```
 //!
-//! Cluster-wide settings live beside them under `/calico/v1/config/` and `/calico/bgp/v1/global/`.
+//! Cluster-wide settings live beside them under `/calico/v1/config/` and `/calico/bgp/v1/global/`;
+//! IPAM under [`IPAM_PREFIX`] (laid out by `calico_ipam`'s keys module); the Docker networks
+//! calico-node shares between hosts under [`DOCKER_NETWORKS_PREFIX`] and [`DOCKER_HOSTS_PREFIX`].
+//! This module is the map of the whole key space: a new root is added here.
 //!
 //! Path segments escape `%` as `%25` and `/` as `%2f`, as Calico does, so any name is one segment.
 
@@ -23,8 +26,24 @@ pub const CLUSTER_VERSION: &str = "/calico/v1/config/CalicoVersion";
 /// The cluster type, written by calico-node (shown by `calicoctl version`).
 pub const CLUSTER_TYPE: &str = "/calico/v1/config/ClusterType";
 
+/// Cluster-wide BGP settings ([`GLOBAL_AS_NUMBER`], [`NODE_MESH`]).
+pub const BGP_GLOBAL_PREFIX: &str = "/calico/bgp/v1/global/";
+
 /// The global default BGP AS number, a decimal string.
 pub const GLOBAL_AS_NUMBER: &str = "/calico/bgp/v1/global/as_num";
+
+/// Whether the node-to-node mesh is on: `{"enabled": true}` or `{"enabled": false}`; absent
+/// means on. Written by `calicoctl config set nodeToNodeMesh on|off`.
+pub const NODE_MESH: &str = "/calico/bgp/v1/global/node_mesh";
+
+/// The root of Calico IPAM's blocks and affinities.
+pub const IPAM_PREFIX: &str = "/calico/ipam/v2/";
+
+/// Each Calico Docker network, `<prefix><name>`, so that every host can create it.
+pub const DOCKER_NETWORKS_PREFIX: &str = "/calico/docker/v1/network/";
+
+/// The networks each host has had, `<prefix><node>/network/<name>`.
+pub const DOCKER_HOSTS_PREFIX: &str = "/calico/docker/v1/host/";
 
 /// The root of every resource key.
 pub const RESOURCES_PREFIX: &str = "/calico/resources/v1/";
@@ -110,6 +129,26 @@ mod tests {
             "/calico/resources/v1/ippool/192.168.0.0-16"
         );
         assert_eq!(kind_of_path("/calico/ipam/v2/block/x"), None);
+    }
+
+    #[test]
+    fn the_roots_are_disjoint_and_settings_sit_under_theirs() {
+        let roots = [
+            "/calico/v1/config/",
+            BGP_GLOBAL_PREFIX,
+            RESOURCES_PREFIX,
+            IPAM_PREFIX,
+            DOCKER_NETWORKS_PREFIX,
+            DOCKER_HOSTS_PREFIX,
+        ];
+        for a in roots {
+            for b in roots {
+                assert!(a == b || !a.starts_with(b), "{a} is under {b}");
+            }
+        }
+        assert!(CLUSTER_VERSION.starts_with(roots[0]) && CLUSTER_TYPE.starts_with(roots[0]));
+        assert!(GLOBAL_AS_NUMBER.starts_with(BGP_GLOBAL_PREFIX));
+        assert!(NODE_MESH.starts_with(BGP_GLOBAL_PREFIX));
     }
 
     #[test]

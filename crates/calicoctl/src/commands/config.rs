@@ -13,8 +13,9 @@ use std::path::Path;
 
 use anyhow::Result;
 use calico_model::AsNumber;
-use calico_routing::inputs::{decode_node_mesh, encode_node_mesh, DEFAULT_AS_NUMBER, NODE_MESH};
+use calico_routing::inputs::{decode_node_mesh, encode_node_mesh, DEFAULT_AS_NUMBER};
 use calico_store::keys::GLOBAL_AS_NUMBER;
+use calico_store::keys::NODE_MESH;
 use calico_store::{Datastore, DatastoreConfig, StoreError};
 
 use super::Outcome;
