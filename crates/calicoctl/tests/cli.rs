@@ -4,9 +4,7 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use common::{calicoctl, Run};
 
@@ -418,29 +416,16 @@ fn version_and_bad_arguments() {
 fn environment_selects_the_datastore_without_a_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("env.db");
-    let run = |args: &[&str]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_calicoctl"))
-            .args(args)
-            .env("DATASTORE_TYPE", "sqlite")
-            .env("SQLITE_PATH", &db)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(profile("env").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
     let default_file = calico_store::config::DEFAULT_CONFIG_FILE;
     assert!(
         !std::path::Path::new(default_file).exists(),
         "{default_file} exists and would take precedence over the environment"
     );
-    assert!(run(&["apply", "-f", "-"]).status.success());
+    let env = [
+        ("DATASTORE_TYPE", OsStr::new("sqlite")),
+        ("SQLITE_PATH", db.as_os_str()),
+    ];
+    let applied = calicoctl(&["apply", "-f", "-"], &env, &profile("env"));
+    assert_eq!(applied.code, 0, "{applied:?}");
     assert!(db.exists(), "the SQLite file named by SQLITE_PATH was used");
 }

@@ -1,31 +1,27 @@
 //! `calicoctl config set|unset|get` end to end: the real binary on a SQLite datastore, checked
 //! through the keys calico-node reads (`calico_routing::inputs`).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn calicoctl(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_calicoctl"))
-        .args(args)
-        .env("DATASTORE_TYPE", "sqlite")
-        .env("SQLITE_PATH", db)
-        .output()
-        .expect("run calicoctl")
+use std::ffi::OsStr;
+use std::path::Path;
+
+fn calicoctl(db: &Path, args: &[&str]) -> common::Run {
+    let env = [
+        ("DATASTORE_TYPE", OsStr::new("sqlite")),
+        ("SQLITE_PATH", db.as_os_str()),
+    ];
+    common::calicoctl(args, &env, "")
 }
 
 #[track_caller]
 fn ok(db: &Path, args: &[&str]) -> String {
-    let out = calicoctl(db, args);
-    assert!(out.status.success(), "calicoctl {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    calicoctl(db, args).ok().to_string()
 }
 
 #[track_caller]
 fn fails(db: &Path, args: &[&str]) -> String {
-    let out = calicoctl(db, args);
-    assert_eq!(out.status.code(), Some(1), "calicoctl {args:?}: {out:?}");
-    assert!(out.stdout.is_empty(), "{out:?}");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    calicoctl(db, args).failed().to_string()
 }
 
 fn stored(db: &Path, key: &str) -> Option<String> {
