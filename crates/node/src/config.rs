@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use calico_libnetwork::{DriverConfig, DEFAULT_PLUGIN_DIR};
-use calico_model::{AsNumber, Cidr};
+use calico_model::{AsNumber, Cidr, IpipConfiguration};
 use calico_store::DatastoreConfig;
 
 use crate::autodetect::Method;
@@ -28,6 +28,11 @@ pub struct Config {
     pub no_default_pools: bool,
     /// `CALICO_IPV4POOL_CIDR`: the pool created when none exists.
     pub ipv4_pool_cidr: Cidr,
+    /// `CALICO_IPV4POOL_NAT_OUTGOING`: whether that pool masquerades traffic leaving the pools
+    /// (default true).
+    pub ipv4_pool_nat_outgoing: bool,
+    /// `CALICO_IPV4POOL_IPIP`: that pool's IPIP mode (default off).
+    pub ipv4_pool_ipip: IpipMode,
     /// The plugin driver's settings (`CALICO_LIBNETWORK_*`).
     pub driver: DriverConfig,
     /// `CALICO_PLUGIN_DIR`: where the plugin sockets go (default /run/docker/plugins).
@@ -62,6 +67,55 @@ pub struct Config {
 pub const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 /// calico-node's run directory unless `CALICO_RUN_DIR` says otherwise.
 pub const DEFAULT_RUN_DIR: &str = "/var/run/calico";
+
+/// The IPIP mode of the default IPv4 pool, as calico/node v2.6 reads `CALICO_IPV4POOL_IPIP`
+/// (any case; empty is `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpipMode {
+    /// No IPIP (`off`, the default): the pool has no `ipip` section.
+    Off,
+    /// `always`: `ipip: {enabled: true, mode: always}`.
+    Always,
+    /// `cross-subnet`: `ipip: {enabled: true, mode: cross-subnet}`.
+    CrossSubnet,
+}
+
+impl IpipMode {
+    /// The accepted values, for messages.
+    pub const ACCEPTED: &'static str = "off, always or cross-subnet";
+
+    /// The mode `value` names (case is ignored), if it names one.
+    pub fn parse(value: &str) -> Option<IpipMode> {
+        match value.to_ascii_lowercase().as_str() {
+            "off" => Some(IpipMode::Off),
+            "always" => Some(IpipMode::Always),
+            "cross-subnet" => Some(IpipMode::CrossSubnet),
+            _ => None,
+        }
+    }
+
+    /// The pool's `ipip` section for this mode (none for `off`).
+    pub fn configuration(self) -> Option<IpipConfiguration> {
+        match self {
+            IpipMode::Off => None,
+            IpipMode::Always | IpipMode::CrossSubnet => Some(IpipConfiguration {
+                enabled: true,
+                mode: self.to_string(),
+            }),
+        }
+    }
+}
+
+/// `off`, `always` or `cross-subnet`.
+impl std::fmt::Display for IpipMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IpipMode::Off => "off",
+            IpipMode::Always => "always",
+            IpipMode::CrossSubnet => "cross-subnet",
+        })
+    }
+}
 
 /// How the node's IPv4 address is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +159,15 @@ impl Config {
         let ipv4_pool_cidr: Cidr = pool
             .parse()
             .map_err(|e| anyhow!("CALICO_IPV4POOL_CIDR={pool:?} is not a CIDR: {e}"))?;
+        let ipv4_pool_ipip = match var("CALICO_IPV4POOL_IPIP") {
+            None => IpipMode::Off,
+            Some(mode) => IpipMode::parse(&mode).ok_or_else(|| {
+                anyhow!(
+                    "CALICO_IPV4POOL_IPIP={mode:?} is not an IPIP mode: use {}",
+                    IpipMode::ACCEPTED
+                )
+            })?,
+        };
         let run_bird = match var("CALICO_NETWORKING_BACKEND").as_deref() {
             None | Some("bird") => true,
             Some("none") => false,
@@ -131,6 +194,8 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_RUN_DIR.into())
                 .into(),
             ipv4_pool_cidr,
+            ipv4_pool_nat_outgoing: flag(&var, "CALICO_IPV4POOL_NAT_OUTGOING", true)?,
+            ipv4_pool_ipip,
             driver: DriverConfig::from_lookup(node_name.clone(), &env)
                 .context("plugin settings")?,
             plugin_dir: var("CALICO_PLUGIN_DIR")
@@ -143,12 +208,16 @@ impl Config {
     }
 }
 
+/// A boolean: `true` or `false` in any case, or the other spellings calico/node v2.6 reads
+/// (`1`/`0`, `yes`/`no`, `y`/`n`, `t`/`f`). Anything else is refused rather than guessed.
 fn flag(var: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
-    match var(name).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => bail!("{name}={other:?}: use true or false"),
+    let Some(value) = var(name) else {
+        return Ok(default);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "t" => Ok(true),
+        "false" | "0" | "no" | "n" | "f" => Ok(false),
+        _ => bail!("{name}={value:?}: use true or false (or 1/0, yes/no, y/n, t/f)"),
     }
 }
 
@@ -240,5 +309,68 @@ mod tests {
         assert!(config(&[("NODENAME", "n"), ("NO_DEFAULT_POOLS", "maybe")]).is_err());
         assert!(config(&[("NODENAME", "n"), ("CALICO_LIBNETWORK_SCOPE", "swarm")]).is_err());
         assert!(config(&[("NODENAME", "n"), ("IP_AUTODETECTION_METHOD", "psychic")]).is_err());
+    }
+
+    #[test]
+    fn default_pool_nat_outgoing_and_ipip() {
+        let c = config(&[("NODENAME", "n")]).unwrap();
+        assert!(c.ipv4_pool_nat_outgoing);
+        assert_eq!(c.ipv4_pool_ipip, IpipMode::Off);
+        for (value, nat) in [
+            ("false", false),
+            ("F", false),
+            ("no", false),
+            ("True", true),
+        ] {
+            let c = config(&[("NODENAME", "n"), ("CALICO_IPV4POOL_NAT_OUTGOING", value)]).unwrap();
+            assert_eq!(c.ipv4_pool_nat_outgoing, nat, "{value}");
+        }
+        let err =
+            config(&[("NODENAME", "n"), ("CALICO_IPV4POOL_NAT_OUTGOING", "maybe")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CALICO_IPV4POOL_NAT_OUTGOING=\"maybe\": use true or false (or 1/0, yes/no, y/n, t/f)"
+        );
+
+        for (value, mode) in [
+            ("off", IpipMode::Off),
+            ("", IpipMode::Off),
+            ("always", IpipMode::Always),
+            ("Always", IpipMode::Always),
+            ("cross-subnet", IpipMode::CrossSubnet),
+            ("CROSS-SUBNET", IpipMode::CrossSubnet),
+        ] {
+            let c = config(&[("NODENAME", "n"), ("CALICO_IPV4POOL_IPIP", value)]).unwrap();
+            assert_eq!(c.ipv4_pool_ipip, mode, "{value:?}");
+        }
+        for value in ["sometimes", "crosssubnet", "never", "true"] {
+            let err = config(&[("NODENAME", "n"), ("CALICO_IPV4POOL_IPIP", value)]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "CALICO_IPV4POOL_IPIP={value:?} is not an IPIP mode: use off, always or \
+                     cross-subnet"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn ipip_modes_as_pool_sections() {
+        assert_eq!(IpipMode::Off.configuration(), None);
+        assert_eq!(
+            IpipMode::Always.configuration(),
+            Some(IpipConfiguration {
+                enabled: true,
+                mode: "always".into()
+            })
+        );
+        assert_eq!(
+            IpipMode::CrossSubnet.configuration(),
+            Some(IpipConfiguration {
+                enabled: true,
+                mode: "cross-subnet".into()
+            })
+        );
     }
 }

@@ -66,7 +66,8 @@ pub async fn register_node(store: &ResourceStore, config: &Config, ipv4: Cidr) -
     Ok(())
 }
 
-/// Creates the default IPv4 pool (with NAT outgoing) when no IPv4 pool exists, unless disabled.
+/// Creates the default IPv4 pool ([`default_ipv4_pool`]) when no IPv4 pool exists, unless
+/// disabled.
 pub async fn ensure_default_pool(store: &ResourceStore, config: &Config) -> Result<()> {
     if config.no_default_pools {
         return Ok(());
@@ -79,25 +80,48 @@ pub async fn ensure_default_pool(store: &ResourceStore, config: &Config) -> Resu
     if has_v4 {
         return Ok(());
     }
-    let pool = IpPool {
-        metadata: IpPoolMetadata {
-            cidr: Some(config.ipv4_pool_cidr),
-        },
-        spec: IpPoolSpec {
-            nat_outgoing: true,
-            ..IpPoolSpec::default()
-        },
-    };
-    match store.create(&pool.into()).await {
-        Ok(()) | Err(ResourceError::AlreadyExists(_)) => {
+    match store.create(&default_ipv4_pool(config).into()).await {
+        Ok(()) => {
+            info!("{}", created_message(config));
+            Ok(())
+        }
+        Err(ResourceError::AlreadyExists(_)) => {
             info!(
-                "Created default IPv4 pool ({}) with NAT outgoing enabled. IPIP mode: off",
+                "Default IPv4 pool ({}) was created meanwhile by another node; keeping its settings",
                 config.ipv4_pool_cidr
             );
             Ok(())
         }
         Err(e) => Err(e).context("cannot create the default IPv4 pool"),
     }
+}
+
+/// The pool of `CALICO_IPV4POOL_CIDR`, `CALICO_IPV4POOL_NAT_OUTGOING` and
+/// `CALICO_IPV4POOL_IPIP`.
+fn default_ipv4_pool(config: &Config) -> IpPool {
+    IpPool {
+        metadata: IpPoolMetadata {
+            cidr: Some(config.ipv4_pool_cidr),
+        },
+        spec: IpPoolSpec {
+            nat_outgoing: config.ipv4_pool_nat_outgoing,
+            ipip: config.ipv4_pool_ipip.configuration(),
+            ..IpPoolSpec::default()
+        },
+    }
+}
+
+/// What calico-node logs once it created [`default_ipv4_pool`], in calico/node's words.
+fn created_message(config: &Config) -> String {
+    let nat = if config.ipv4_pool_nat_outgoing {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    format!(
+        "Created default IPv4 pool ({}) with NAT outgoing {nat}. IPIP mode: {}",
+        config.ipv4_pool_cidr, config.ipv4_pool_ipip
+    )
 }
 
 /// Records the cluster's version and type (`calicoctl version`).
@@ -203,6 +227,71 @@ mod tests {
             panic!()
         };
         assert_eq!(pool.metadata.cidr.unwrap().to_string(), "10.99.0.0/16");
+    }
+
+    #[tokio::test]
+    async fn the_default_pool_follows_the_settings() {
+        let (store, config, _dir) = setup(&[("NODENAME", "n")]);
+        assert_eq!(
+            created_message(&config),
+            "Created default IPv4 pool (192.168.0.0/16) with NAT outgoing enabled. IPIP mode: off"
+        );
+        ensure_default_pool(&store, &config).await.unwrap();
+        let key = ResourceKey::IpPool {
+            cidr: config.ipv4_pool_cidr,
+        };
+        let stored = store.get(&key).await.unwrap().unwrap().resource;
+        assert_eq!(stored, default_ipv4_pool(&config).into());
+        assert_eq!(
+            default_ipv4_pool(&config).spec,
+            IpPoolSpec {
+                nat_outgoing: true,
+                ..IpPoolSpec::default()
+            }
+        );
+
+        let (store, config, _dir) = setup(&[
+            ("NODENAME", "n"),
+            ("CALICO_IPV4POOL_CIDR", "10.99.0.0/16"),
+            ("CALICO_IPV4POOL_NAT_OUTGOING", "false"),
+            ("CALICO_IPV4POOL_IPIP", "cross-subnet"),
+        ]);
+        assert_eq!(
+            created_message(&config),
+            "Created default IPv4 pool (10.99.0.0/16) with NAT outgoing disabled. IPIP mode: \
+             cross-subnet"
+        );
+        ensure_default_pool(&store, &config).await.unwrap();
+        let key = ResourceKey::IpPool {
+            cidr: config.ipv4_pool_cidr,
+        };
+        let Resource::IpPool(pool) = store.get(&key).await.unwrap().unwrap().resource else {
+            panic!("not a pool")
+        };
+        assert_eq!(
+            pool.spec,
+            IpPoolSpec {
+                nat_outgoing: false,
+                ipip: Some(calico_model::IpipConfiguration {
+                    enabled: true,
+                    mode: "cross-subnet".into()
+                }),
+                disabled: false,
+            }
+        );
+
+        let (_, config, _dir) = setup(&[("NODENAME", "n"), ("CALICO_IPV4POOL_IPIP", "Always")]);
+        assert_eq!(
+            created_message(&config),
+            "Created default IPv4 pool (192.168.0.0/16) with NAT outgoing enabled. IPIP mode: always"
+        );
+        assert_eq!(
+            default_ipv4_pool(&config).spec.ipip,
+            Some(calico_model::IpipConfiguration {
+                enabled: true,
+                mode: "always".into()
+            })
+        );
     }
 
     #[tokio::test]
