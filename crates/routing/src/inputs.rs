@@ -10,6 +10,9 @@
 //! | own blocks | [`Ipam::affine_blocks`] (IPv4 only) |
 //! | pools | enabled IPv4 `ipPool` resources |
 //!
+//! [`ipip_pools`] reads the enabled IPv4 pools whose `ipip` is enabled, for
+//! [`crate::ipip`].
+//!
 //! As everywhere in the agent, a stored value that cannot be read is logged and treated as
 //! absent rather than stopping routing.
 
@@ -144,6 +147,29 @@ pub async fn read_inputs(
     }))
 }
 
+/// The enabled IPv4 pools with `ipip` enabled, sorted (host bits cleared): the pools whose
+/// routes BIRD announces, and that IPIP would encapsulate.
+pub async fn ipip_pools(store: &ResourceStore) -> Result<Vec<Ipv4Net>> {
+    let mut pools: Vec<Ipv4Net> = list(store.datastore().as_ref(), Kind::IpPool)
+        .await?
+        .into_iter()
+        .filter_map(|resource| match resource {
+            Resource::IpPool(p)
+                if !p.spec.disabled && p.spec.ipip.as_ref().is_some_and(|i| i.enabled) =>
+            {
+                match p.metadata.cidr.map(|c| c.ip_net()) {
+                    Some(IpNet::V4(net)) => Some(net.trunc()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    pools.sort();
+    pools.dedup();
+    Ok(pools)
+}
+
 /// Every readable resource of `kind`; unreadable ones are logged and skipped.
 async fn list(ds: &dyn Datastore, kind: Kind) -> Result<Vec<Resource>> {
     let listing = ds.list(&kind_prefix(kind)).await?;
@@ -192,8 +218,8 @@ mod tests {
     use std::sync::Arc;
 
     use calico_model::{
-        BgpPeer, BgpPeerMetadata, BgpPeerSpec, Cidr, IpPool, IpPoolMetadata, IpPoolSpec, Node,
-        NodeBgpSpec, NodeMetadata, NodeSpec,
+        BgpPeer, BgpPeerMetadata, BgpPeerSpec, Cidr, IpPool, IpPoolMetadata, IpPoolSpec,
+        IpipConfiguration, Node, NodeBgpSpec, NodeMetadata, NodeSpec,
     };
     use calico_store::SqliteStore;
 
@@ -252,12 +278,20 @@ mod tests {
     }
 
     fn pool(cidr_text: &str, disabled: bool) -> Resource {
+        ipip_pool(cidr_text, disabled, None)
+    }
+
+    fn ipip_pool(cidr_text: &str, disabled: bool, ipip: Option<(bool, &str)>) -> Resource {
         Resource::IpPool(IpPool {
             metadata: IpPoolMetadata {
                 cidr: Some(cidr(cidr_text)),
             },
             spec: IpPoolSpec {
                 disabled,
+                ipip: ipip.map(|(enabled, mode)| IpipConfiguration {
+                    enabled,
+                    mode: mode.into(),
+                }),
                 ..Default::default()
             },
         })
@@ -384,6 +418,27 @@ mod tests {
         assert_eq!(inputs.local_as, DEFAULT_AS_NUMBER);
         assert!(inputs.mesh);
         assert!(inputs.mesh_peers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ipip_pools_are_the_enabled_ipv4_pools_with_ipip_on() {
+        let env = env();
+        let s = &env.store;
+        assert_eq!(ipip_pools(s).await.unwrap(), vec![]);
+        for r in [
+            pool("10.1.0.0/16", false),
+            ipip_pool("192.168.0.0/16", false, Some((true, ""))),
+            ipip_pool("10.2.0.0/16", false, Some((true, "cross-subnet"))),
+            ipip_pool("10.3.0.0/16", false, Some((false, "always"))),
+            ipip_pool("10.4.0.0/16", true, Some((true, "always"))),
+            ipip_pool("fd80::/64", false, None),
+        ] {
+            s.create(&r).await.unwrap();
+        }
+        assert_eq!(
+            ipip_pools(s).await.unwrap(),
+            vec![net("10.2.0.0/16"), net("192.168.0.0/16")]
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`bird_conf::render`] turns it into a BIRD 2 configuration file (pure);
 //! - [`bird::Bird`] runs and supervises BIRD, reloads it when the configuration text changes and
 //!   reads its BGP sessions;
-//! - [`status::render_node_status`] prints those sessions as `calicoctl node status` does.
+//! - [`status::render_node_status`] prints those sessions as `calicoctl node status` does;
+//! - [`ipip`] says that pools with `ipip` enabled are routed without encapsulation.
 //!
 //! See docs/routing.md.
 
@@ -18,6 +19,7 @@
 pub mod bird;
 pub mod bird_conf;
 pub mod inputs;
+pub mod ipip;
 pub mod status;
 
 use std::fmt;
