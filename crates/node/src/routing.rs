@@ -7,6 +7,12 @@
 //! [`watched_prefixes`] changes (after [`DEBOUNCE`], so a burst is one reload), every refresh
 //! interval, and after a failure (every [`RETRY`]). Failures are logged, never fatal: the plugin
 //! sockets and the policy agent do not depend on routing.
+//!
+//! Each pass also reads the pools with `ipip` enabled. calico-docker routes them without
+//! encapsulation, so whenever that set changes (and at start) the task logs one error saying
+//! which pools and why ([`calico_routing::ipip`]), and keeps the same line in
+//! `<config dir>/ipip` for `calicoctl node status` (removed when no pool has `ipip` enabled, and
+//! when the task stops).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +20,7 @@ use std::time::Duration;
 
 use calico_ipam::Ipam;
 use calico_model::Kind;
+use calico_routing::ipip::{self, IpipChange, IpipReport};
 use calico_routing::Bird;
 use calico_store::keys::{self, kind_prefix};
 use calico_store::resources::ResourceStore;
@@ -72,6 +79,7 @@ impl Routing {
         let prefixes = watched_prefixes();
         let mut bird: Option<Bird> = None;
         let mut changes: Option<Watch> = None;
+        let mut ipip_report = IpipReport::new();
         loop {
             if changes.is_none() {
                 changes = match start_watch(&ds).await {
@@ -83,6 +91,7 @@ impl Routing {
                 };
             }
             let pass = self.sync(&mut bird).await;
+            self.report_ipip(&mut ipip_report).await;
             let wait = if pass == Pass::Failed || changes.is_none() {
                 RETRY
             } else {
@@ -97,6 +106,7 @@ impl Routing {
                             info!("stopping BIRD");
                             bird.stop().await;
                         }
+                        self.remove_ipip_status();
                         return;
                     }
                     _ = sleep_until(deadline) => break,
@@ -187,6 +197,61 @@ impl Routing {
             }
         }
     }
+
+    /// Says, once per change of the set of pools with `ipip` enabled, that they are routed
+    /// without encapsulation and why (see the module's documentation).
+    async fn report_ipip(&self, report: &mut IpipReport) {
+        let pools = match calico_routing::inputs::ipip_pools(&self.store).await {
+            Ok(pools) => pools,
+            Err(e) => {
+                debug!(error = %e, "routing: cannot read the IPIP pools; trying at the next pass");
+                return;
+            }
+        };
+        match report.update(pools) {
+            None => {}
+            Some(IpipChange::Enabled(pools)) => {
+                let kernel = ipip::probe_kernel().await;
+                if let ipip::KernelIpip::Unknown(why) = &kernel {
+                    debug!("cannot tell whether this kernel has IPIP: {why}");
+                }
+                let line = ipip::notice(&pools, &kernel);
+                error!("{line}");
+                let path = self.ipip_status_path();
+                if let Err(e) = std::fs::create_dir_all(&self.config_dir)
+                    .and_then(|()| write_atomic(&path, &format!("{line}\n")))
+                {
+                    warn!(path = %path.display(), error = %e, "cannot write the IPIP status file");
+                }
+            }
+            Some(IpipChange::None { before }) => {
+                self.remove_ipip_status();
+                if !before.is_empty() {
+                    info!("no pool has ipip enabled any more");
+                }
+            }
+        }
+    }
+
+    fn ipip_status_path(&self) -> PathBuf {
+        self.config_dir.join(ipip::STATUS_FILE)
+    }
+
+    fn remove_ipip_status(&self) {
+        let path = self.ipip_status_path();
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!(path = %path.display(), error = %e, "cannot remove the IPIP status file")
+            }
+            _ => {}
+        }
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 async fn start_watch(ds: &Arc<dyn Datastore>) -> anyhow::Result<Watch> {
