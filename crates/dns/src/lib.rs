@@ -11,8 +11,13 @@
 //! NXDOMAIN at once, so such lookups never wait on an unreachable upstream. Every other query is
 //! forwarded, byte for byte, to the host's own resolvers (from `/etc/resolv.conf`).
 //!
+//! It is not an open resolver: it answers and forwards only for the clients its [`Clients`]
+//! admits (calico-node: its host's workloads and the host itself), and sends nothing at all to
+//! anyone else.
+//!
 //! The pieces:
 //!
+//! - [`Clients`]: who may use the server (the seam; calico-node supplies the real one);
 //! - [`wire`]: parsing queries and building responses (pure, RFC 1035);
 //! - [`Names`]: the table of workload names (pure);
 //! - [`upstreams`]: the resolvers to forward to, from a `resolv.conf` text (pure);
@@ -20,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod name_table;
 pub mod resolv;
 pub mod server;
@@ -27,6 +33,7 @@ pub mod wire;
 
 use std::net::SocketAddr;
 
+pub use admission::Clients;
 pub use name_table::{Lookup, Names};
 pub use resolv::upstreams;
 pub use server::DnsServer;

@@ -1,6 +1,10 @@
 //! The DNS server (I/O, tokio): answers workload names from a [`Names`] table over UDP and TCP
-//! and forwards every other query to upstream resolvers.
+//! and forwards every other query to upstream resolvers, for the clients its [`Clients`] admits.
 //!
+//! - Each UDP query's source and each TCP connection's peer is first put to the [`Clients`]
+//!   (IPv4-mapped IPv6 addresses as IPv4). A refused UDP query gets no reply; a refused TCP
+//!   connection is closed before anything is read. Refusals are logged at debug level, at most
+//!   one line per 10 s with the count (see [`crate::admission`]).
 //! - A names (class IN) are answered with their addresses, TTL 5 s; other types of a
 //!   known name get NODATA; an unknown container under a known network gets NXDOMAIN.
 //! - Other queries are forwarded, the original bytes, to each upstream in turn (each given the
@@ -21,7 +25,7 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -29,6 +33,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
 use tracing::{debug, warn};
 
+use crate::admission::{Clients, Refusals};
 use crate::wire::{self, Query, CLASS_IN, TCP_MAX, TYPE_A, UDP_MAX};
 use crate::{DnsError, Lookup, Names};
 
@@ -48,22 +53,33 @@ const BIND_ATTEMPTS: usize = 8;
 /// Pause after a failed receive or accept, so a persistent error does not spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// A DNS server bound on one address, UDP and TCP, answering from a shared [`Names`] table.
-#[derive(Debug)]
+/// A DNS server bound on one address, UDP and TCP, answering from a shared [`Names`] table
+/// the clients a [`Clients`] admits.
 pub struct DnsServer {
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
     local_addr: SocketAddr,
+    clients: Arc<dyn Clients>,
     resolver: Resolver,
+}
+
+impl fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("local_addr", &self.local_addr)
+            .field("resolver", &self.resolver)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DnsServer {
     /// Binds UDP and TCP on `addr` (port 0: the same free port for both), to answer from `names`
-    /// and forward to `upstreams` in order.
+    /// and forward to `upstreams` in order, for the clients that `clients` admits.
     pub async fn bind(
         addr: SocketAddr,
         names: Arc<RwLock<Names>>,
         upstreams: Vec<SocketAddr>,
+        clients: Arc<dyn Clients>,
     ) -> Result<DnsServer, DnsError> {
         let mut attempts = 1;
         let (udp, tcp, local_addr) = loop {
@@ -88,6 +104,7 @@ impl DnsServer {
             udp: Arc::new(udp),
             tcp,
             local_addr,
+            clients,
             resolver: Resolver {
                 names,
                 upstreams,
@@ -111,10 +128,28 @@ impl DnsServer {
     pub async fn run(self) {
         let resolver = Arc::new(self.resolver);
         let mut tasks = JoinSet::new();
+        let mut refusals = Refusals::default();
+        let mut refused = |peer: SocketAddr, transport: Transport| {
+            let client = peer.ip().to_canonical();
+            if self.clients.admits(client) {
+                return false;
+            }
+            if let Some(report) = refusals.refused(client, Instant::now()) {
+                debug!(
+                    refused = report.refused,
+                    latest = %report.latest,
+                    latest_over = %transport,
+                    "DNS: refused queries from sources that may not use this server \
+                     (neither this host nor one of its workloads)"
+                );
+            }
+            true
+        };
         let mut buf = vec![0; TCP_MAX];
         loop {
             tokio::select! {
                 received = self.udp.recv_from(&mut buf) => match received {
+                    Ok((_, peer)) if refused(peer, Transport::Udp) => {}
                     Ok((len, peer)) => {
                         let packet = buf.get(..len).unwrap_or_default();
                         on_udp(packet, peer, &self.udp, &resolver, &mut tasks).await;
@@ -125,6 +160,7 @@ impl DnsServer {
                     }
                 },
                 accepted = self.tcp.accept() => match accepted {
+                    Ok((stream, peer)) if refused(peer, Transport::Tcp) => drop(stream),
                     Ok((stream, peer)) if tasks.len() < MAX_TASKS => {
                         tasks.spawn(serve_tcp(stream, peer, resolver.clone()));
                     }
@@ -419,8 +455,14 @@ async fn forward_tcp(packet: &[u8], upstream: SocketAddr, id: u16) -> io::Result
 mod tests {
     use super::*;
     use crate::wire::tests::{decode, query_packet};
+    use std::net::IpAddr;
+    use tokio::net::TcpSocket;
 
     const WAIT: Duration = Duration::from_secs(5);
+    /// How long a refused UDP client waits to be sure no reply comes. The test first has an
+    /// admitted client, which asked later, get its replies, so the refused queries have been
+    /// handled by then; the wait only covers a reply that would still be on its way.
+    const NO_REPLY_WAIT: Duration = Duration::from_millis(300);
     const RCODE_NXDOMAIN: u8 = 3;
     const RCODE_SERVFAIL: u8 = 2;
     const TYPE_AAAA: u16 = 28;
@@ -431,6 +473,27 @@ mod tests {
 
     fn localhost() -> SocketAddr {
         (Ipv4Addr::LOCALHOST, 0).into()
+    }
+
+    /// Another loopback address (all of 127/8 is local), for a client the tests admit.
+    const ADMITTED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+    /// Admits the clients for which its function says yes.
+    struct Admit(fn(IpAddr) -> bool);
+
+    impl Clients for Admit {
+        fn admits(&self, client: IpAddr) -> bool {
+            (self.0)(client)
+        }
+    }
+
+    fn everyone() -> Arc<dyn Clients> {
+        Arc::new(Admit(|_| true))
+    }
+
+    /// Admits [`ADMITTED`] only: refuses 127.0.0.1, where the tests' other clients are.
+    fn only_admitted() -> Arc<dyn Clients> {
+        Arc::new(Admit(|client| client == IpAddr::V4(ADMITTED)))
     }
 
     fn names() -> Arc<RwLock<Names>> {
@@ -450,7 +513,17 @@ mod tests {
         upstreams: Vec<SocketAddr>,
         forward_timeout: Duration,
     ) -> SocketAddr {
-        let server = DnsServer::bind(localhost(), names, upstreams)
+        start_on(localhost(), names, upstreams, forward_timeout, everyone()).await
+    }
+
+    async fn start_on(
+        addr: SocketAddr,
+        names: Arc<RwLock<Names>>,
+        upstreams: Vec<SocketAddr>,
+        forward_timeout: Duration,
+        clients: Arc<dyn Clients>,
+    ) -> SocketAddr {
+        let server = DnsServer::bind(addr, names, upstreams, clients)
             .await
             .unwrap()
             .with_forward_timeout(forward_timeout);
@@ -644,7 +717,9 @@ mod tests {
     async fn bind_error_names_protocol_and_address() {
         let taken = UdpSocket::bind(localhost()).await.unwrap();
         let addr = taken.local_addr().unwrap();
-        let error = DnsServer::bind(addr, names(), vec![]).await.unwrap_err();
+        let error = DnsServer::bind(addr, names(), vec![], everyone())
+            .await
+            .unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains("UDP") && message.contains(&addr.to_string()),
@@ -652,11 +727,112 @@ mod tests {
         );
         let taken = TcpListener::bind(localhost()).await.unwrap();
         let addr = taken.local_addr().unwrap();
-        let error = DnsServer::bind(addr, names(), vec![]).await.unwrap_err();
+        let error = DnsServer::bind(addr, names(), vec![], everyone())
+            .await
+            .unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains("TCP") && message.contains(&addr.to_string()),
             "{message}"
         );
+    }
+
+    /// Starts a server on 127.0.0.1 that admits [`ADMITTED`] only, forwarding to `upstreams`.
+    async fn start_admitting_one(upstreams: Vec<SocketAddr>) -> SocketAddr {
+        start_on(localhost(), names(), upstreams, WAIT, only_admitted()).await
+    }
+
+    /// A UDP client on [`ADMITTED`].
+    async fn admitted_client() -> UdpSocket {
+        UdpSocket::bind((ADMITTED, 0)).await.unwrap()
+    }
+
+    /// Asserts that nothing arrives on `socket` within [`NO_REPLY_WAIT`].
+    async fn assert_silent(socket: &UdpSocket, what: &str) {
+        let mut buf = vec![0; TCP_MAX];
+        let received = timeout(NO_REPLY_WAIT, socket.recv_from(&mut buf)).await;
+        assert!(received.is_err(), "{what}: {received:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_udp_clients_get_no_reply_and_nothing_is_forwarded_for_them() {
+        let upstream = UdpSocket::bind(localhost()).await.unwrap();
+        let server = start_admitting_one(vec![upstream.local_addr().unwrap()]).await;
+        let refused = client().await;
+        let table_query = query_packet(111, "workload-a.net1", TYPE_A);
+        refused.send_to(&table_query, server).await.unwrap();
+        let forwarded_query = query_packet(112, "example.com", TYPE_A);
+        refused.send_to(&forwarded_query, server).await.unwrap();
+
+        let admitted = admitted_client().await;
+        let d = decode(&ask_udp(&admitted, server, &query_packet(113, "workload-a", TYPE_A)).await);
+        assert_eq!(
+            (d.id, d.addrs),
+            (113, vec![ip(1)]),
+            "admitted client answered"
+        );
+        let query = query_packet(114, "example.org", TYPE_A);
+        admitted.send_to(&query, server).await.unwrap();
+        let mut buf = vec![0; 1024];
+        let (len, from) = timeout(WAIT, upstream.recv_from(&mut buf))
+            .await
+            .expect("the admitted query was not forwarded")
+            .unwrap();
+        assert_eq!(
+            &buf[..len],
+            query.as_slice(),
+            "only the admitted query is forwarded"
+        );
+        upstream.send_to(&canned_reply(&query), from).await.unwrap();
+        let mut reply = vec![0; 1024];
+        let len = timeout(WAIT, admitted.recv(&mut reply))
+            .await
+            .expect("no forwarded reply")
+            .unwrap();
+        assert_eq!(&reply[..len], canned_reply(&query).as_slice());
+
+        assert_silent(&refused, "a refused client got a reply").await;
+        assert_silent(&upstream, "a refused query was forwarded").await;
+    }
+
+    #[tokio::test]
+    async fn refused_tcp_connections_are_closed_unanswered() {
+        let server = start_admitting_one(vec![]).await;
+        let mut refused = TcpStream::connect(server).await.unwrap();
+        let query = query_packet(121, "workload-a.net1", TYPE_A);
+        // The query may or may not be written before the server closes: either way, no answer.
+        let _ = write_message(&mut refused, &query).await;
+        let mut rest = Vec::new();
+        let read = timeout(WAIT, refused.read_to_end(&mut rest))
+            .await
+            .expect("a refused TCP connection stayed open");
+        assert!(
+            rest.is_empty() && matches!(read, Ok(0) | Err(_)),
+            "a refused connection got {rest:?} ({read:?})"
+        );
+
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind((ADMITTED, 0).into()).unwrap();
+        let mut admitted = socket.connect(server).await.unwrap();
+        let d = decode(&ask_tcp(&mut admitted, &query).await);
+        assert_eq!((d.id, d.addrs), (121, vec![ip(1)]));
+    }
+
+    #[tokio::test]
+    async fn ipv4_clients_of_a_v4_mapped_address_are_judged_as_ipv4() {
+        let mapped: SocketAddr = (Ipv4Addr::LOCALHOST.to_ipv6_mapped(), 0).into();
+        let server = start_on(mapped, names(), vec![], WAIT, only_admitted()).await;
+        let server_v4: SocketAddr = (Ipv4Addr::LOCALHOST, server.port()).into();
+        let admitted = admitted_client().await;
+        admitted
+            .send_to(&query_packet(131, "workload-a", TYPE_A), server_v4)
+            .await
+            .unwrap();
+        let mut buf = vec![0; TCP_MAX];
+        let len = timeout(WAIT, admitted.recv(&mut buf))
+            .await
+            .expect("an admitted IPv4 client was refused on a v4-mapped listener")
+            .unwrap();
+        assert_eq!(decode(&buf[..len]).id, 131);
     }
 }

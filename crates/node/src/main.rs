@@ -132,8 +132,8 @@ async fn run() -> Result<()> {
         }
         .run(),
     );
-    let name_table = match (config.dns, ipv4.addr()) {
-        (true, std::net::IpAddr::V4(address)) => dns_table::serve(address).await,
+    let name_feed = match (config.dns, ipv4.addr()) {
+        (true, std::net::IpAddr::V4(address)) => dns_table::serve(address, &config.node_name).await,
         (true, std::net::IpAddr::V6(_)) => {
             warn!("no IPv4 address: not answering DNS");
             None
@@ -158,8 +158,8 @@ async fn run() -> Result<()> {
         Nft::new(),
         config.dataplane_resync_interval,
     );
-    if let Some(table) = name_table {
-        agent = agent.with_consumer(Box::new(dns_table::NameFeed::new(table)));
+    if let Some(feed) = name_feed {
+        agent = agent.with_consumer(Box::new(feed));
     }
     let policing = tokio::spawn(agent.run());
     info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
