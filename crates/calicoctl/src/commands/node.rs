@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use calico_routing::PeerStatus;
 use calico_store::DatastoreConfig;
 
 use super::Outcome;
@@ -17,6 +18,8 @@ use super::Outcome;
 pub const READY_LINE: &str = "Calico node started successfully";
 /// Where the pid file lives unless `CALICO_RUN_DIR` says otherwise.
 const DEFAULT_RUN_DIR: &str = "/var/run/calico";
+/// calico-node's BIRD directory unless `CALICO_BIRD_DIR` says otherwise.
+const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 /// How long `node run` waits for calico-node to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -61,7 +64,8 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> Outcome {
 }
 
 /// `calicoctl node status`: whether calico-node runs here, then BIRD's BGP sessions (read on
-/// [`bird_socket`]) as Calico prints them.
+/// [`bird_socket`]) as Calico prints them, the Docker Engine, and calico-node's IPIP line if it
+/// wrote one.
 pub async fn status() -> Outcome {
     if running_pid(&pid_file()).is_none() && !node_in_this_netns() {
         return Outcome::fail("Calico process is not running.");
@@ -69,9 +73,31 @@ pub async fn status() -> Outcome {
     let peers = calico_routing::bird::show_protocols(&bird_socket())
         .await
         .ok();
-    let mut out = calico_routing::render_node_status(true, peers.as_deref());
-    out.push_str(&format!("\nDocker Engine: {}\n", docker_engine()));
-    Outcome::ok(out)
+    Outcome::ok(status_text(
+        peers.as_deref(),
+        &docker_engine(),
+        ipip_status().as_deref(),
+    ))
+}
+
+/// The text of `node status` for a running calico-node: Calico's sessions section, `Docker
+/// Engine: <engine>`, then `IPIP: <line>` when calico-node says a pool has `ipip` enabled
+/// (nothing otherwise).
+fn status_text(peers: Option<&[PeerStatus]>, engine: &str, ipip: Option<&str>) -> String {
+    let mut out = calico_routing::render_node_status(true, peers);
+    out.push_str(&format!("\nDocker Engine: {engine}\n"));
+    if let Some(line) = ipip {
+        out.push_str(&format!("IPIP: {line}\n"));
+    }
+    out
+}
+
+/// The line calico-node keeps in its BIRD directory while a pool has `ipip` enabled
+/// (`calico_routing::ipip::STATUS_FILE`).
+fn ipip_status() -> Option<String> {
+    let text = fs::read_to_string(bird_dir().join(calico_routing::ipip::STATUS_FILE)).ok()?;
+    let line = text.trim();
+    (!line.is_empty()).then(|| line.to_string())
 }
 
 /// The Docker Engine calico-node on this host serves, as it wrote it in its run directory
@@ -87,18 +113,21 @@ pub fn docker_engine() -> String {
     }
 }
 
-/// BIRD's control socket: `CALICO_BIRD_SOCKET`, else `<CALICO_BIRD_DIR>/bird.ctl`, else
-/// `/var/run/calico/bird.ctl` (calico-node's defaults).
+/// BIRD's control socket: `CALICO_BIRD_SOCKET`, else `<bird_dir>/bird.ctl` (calico-node's
+/// default).
 fn bird_socket() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    var("CALICO_BIRD_SOCKET")
+    env_path("CALICO_BIRD_SOCKET").unwrap_or_else(|| bird_dir().join("bird.ctl"))
+}
+
+/// calico-node's BIRD directory: `CALICO_BIRD_DIR`, else `/var/run/calico` (its default).
+fn bird_dir() -> PathBuf {
+    env_path("CALICO_BIRD_DIR").unwrap_or_else(|| DEFAULT_BIRD_DIR.into())
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            var("CALICO_BIRD_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| DEFAULT_RUN_DIR.into())
-                .join("bird.ctl")
-        })
 }
 
 /// Whether a calico-node process runs in this network namespace (one started by other means
@@ -306,4 +335,28 @@ fn read_from(path: &Path, offset: u64) -> String {
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_PEERS: &str = "Calico process is running.\n\nIPv4 BGP status\nNo IPv4 peers \
+                            found.\n\nIPv6 BGP status\nNo IPv6 peers found.\n\n";
+
+    #[test]
+    fn status_shows_the_ipip_line_only_when_calico_node_wrote_one() {
+        let engine = "28.5.2 (API 1.51)";
+        assert_eq!(
+            status_text(Some(&[]), engine, None),
+            format!("{NO_PEERS}\nDocker Engine: 28.5.2 (API 1.51)\n")
+        );
+        let line = "pool 192.168.0.0/16 has ipip enabled, but its traffic to other hosts is \
+                    routed without encapsulation: IPIP encapsulation is not implemented by \
+                    calico-docker yet";
+        assert_eq!(
+            status_text(Some(&[]), engine, Some(line)),
+            format!("{NO_PEERS}\nDocker Engine: 28.5.2 (API 1.51)\nIPIP: {line}\n")
+        );
+    }
 }

@@ -56,7 +56,8 @@ async fn pools(store: &ResourceStore) -> Result<Vec<IpPool>, Outcome> {
 }
 
 /// `pool add`: every pool is checked before any is written; an existing pool with the same
-/// CIDR is replaced with the new settings. Silent on success.
+/// CIDR is replaced with the new settings. Silent on success, but for `--ipip`, which warns on
+/// stderr that calico-docker routes the pools without encapsulation.
 async fn add(store: &ResourceStore, cidrs: &[PoolCidr], ipip: bool, nat_outgoing: bool) -> Outcome {
     let existing: Vec<Cidr> = match pools(store).await {
         Ok(pools) => pools.iter().filter_map(|p| p.metadata.cidr).collect(),
@@ -82,7 +83,10 @@ async fn add(store: &ResourceStore, cidrs: &[PoolCidr], ipip: bool, nat_outgoing
             return Outcome::fail(e.to_string());
         }
     }
-    Outcome::ok("")
+    super::resources::with_warnings(
+        Outcome::ok(""),
+        new.iter().filter_map(super::resources::ipip_warning),
+    )
 }
 
 /// An enabled pool with the `pool add` flags.

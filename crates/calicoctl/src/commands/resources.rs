@@ -1,6 +1,7 @@
 //! `create`, `apply`, `replace`, `delete` and `get`: calicoctl v1's resource verbs, with its
 //! exact result lines. A file is decoded and validated whole before anything is written;
-//! resources are then written in file order, stopping at the first error.
+//! resources are then written in file order, stopping at the first error. An `ipPool` written
+//! with `ipip` enabled adds a warning on stderr: calico-docker routes it without encapsulation.
 
 use std::io::Read;
 use std::path::Path;
@@ -160,7 +161,39 @@ async fn from_file(config: Option<&Path>, filename: &str, verb: Verb) -> Outcome
             }
         }
     }
-    report(verb, resources.len(), handled, single_kind(&resources), err)
+    let outcome = report(verb, resources.len(), handled, single_kind(&resources), err);
+    match verb {
+        Verb::Delete { .. } => outcome,
+        _ => with_warnings(
+            outcome,
+            resources[..handled].iter().filter_map(ipip_warning),
+        ),
+    }
+}
+
+/// The warning for a written resource that asks for what calico-docker does not do: an
+/// `ipPool` with `ipip` enabled.
+pub(crate) fn ipip_warning(resource: &Resource) -> Option<String> {
+    let Resource::IpPool(pool) = resource else {
+        return None;
+    };
+    let cidr = pool.metadata.cidr?;
+    pool.spec
+        .ipip
+        .as_ref()
+        .is_some_and(|i| i.enabled)
+        .then(|| calico_routing::ipip::pool_warning(&cidr.to_string()))
+}
+
+/// `outcome` with `warnings` on stderr, one a line, before anything it prints there.
+pub(crate) fn with_warnings(
+    mut outcome: Outcome,
+    warnings: impl IntoIterator<Item = String>,
+) -> Outcome {
+    let mut stderr: String = warnings.into_iter().map(|w| w + "\n").collect();
+    stderr.push_str(&outcome.stderr);
+    outcome.stderr = stderr;
+    outcome
 }
 
 /// Applies the verb to one resource; the skip flags turn the expected failure into success.
@@ -463,6 +496,29 @@ mod tests {
              Hit error: resource does not exist: Profile(name=b)\n"
         );
         assert!(!out.success);
+    }
+
+    #[test]
+    fn only_pools_with_ipip_enabled_warn() {
+        let decode = |yaml: &str| codec::decode(yaml).unwrap().remove(0);
+        let ipip = decode("{kind: ipPool, apiVersion: v1, metadata: {cidr: 10.9.0.0/16}, spec: {ipip: {enabled: true, mode: cross-subnet}}}");
+        assert_eq!(
+            ipip_warning(&ipip),
+            Some(calico_routing::ipip::pool_warning("10.9.0.0/16"))
+        );
+        for quiet in [
+            "{kind: ipPool, apiVersion: v1, metadata: {cidr: 10.9.0.0/16}, spec: {ipip: {enabled: false}}}",
+            "{kind: ipPool, apiVersion: v1, metadata: {cidr: 10.9.0.0/16}, spec: {nat-outgoing: true}}",
+            "{kind: profile, apiVersion: v1, metadata: {name: p}}",
+        ] {
+            assert_eq!(ipip_warning(&decode(quiet)), None, "{quiet}");
+        }
+        let out = with_warnings(
+            Outcome::fail("Failed"),
+            ["one".to_string(), "two".to_string()],
+        );
+        assert_eq!(out.stderr, "one\ntwo\nFailed\n");
+        assert_eq!(with_warnings(Outcome::ok("x\n"), []), Outcome::ok("x\n"));
     }
 
     #[test]
