@@ -29,6 +29,8 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::outside::Outside;
+
 /// How long a Calico network created on one host may take to appear on the others.
 pub const NETWORK_SHARING_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest any single command run through the harness may take before the test fails.
@@ -237,6 +239,18 @@ impl Cluster {
     /// `DOCKER_CONFIG` for the docker CLI and compose (keeps the user's ~/.docker out).
     fn docker_config(&self) -> &str {
         &self.info["docker_config"]
+    }
+
+    /// The outside namespace: on the fabric, with no route to any pool.
+    pub fn outside(&self) -> Outside<'_> {
+        Outside { cluster: self }
+    }
+
+    /// The value of `key` in cluster.info.
+    pub(crate) fn info(&self, key: &str) -> &str {
+        self.info
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from cluster.info"))
     }
 
     /// The etcd client URL (reachable from the hosts and the fabric namespace), if etcd is used.
@@ -690,7 +704,7 @@ fn default_binary(var: &str, name: &str) -> Option<PathBuf> {
 }
 
 /// Runs `command` with `stdin`, collecting its output; panics if it runs longer than `timeout`.
-fn run(command: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+pub(crate) fn run(command: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
     let description = format!("{command:?}");
     let mut child = command
         .stdin(if stdin.is_some() {
@@ -751,7 +765,7 @@ fn script_output(root: &Path, args: &[&str]) -> String {
     expect_success(&format!("scripts/cluster {}", args.join(" ")), &output)
 }
 
-fn expect_success(what: &str, output: &Output) -> String {
+pub(crate) fn expect_success(what: &str, output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

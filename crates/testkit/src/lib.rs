@@ -4,6 +4,8 @@
 //! - [`etcd`]: a real etcd server per test.
 //! - [`cluster`]: simulated Docker hosts (`scripts/cluster`), each with its own dockerd and
 //!   calico-node, for end-to-end tests; see docs/harness.md.
+//! - [`outside`]: the cluster's outside namespace (no route to any pool) and a server there
+//!   that reports the address it was reached from.
 //! - [`verdict`]: the expected verdict of a probe between Calico endpoints, from Calico's
 //!   documented policy semantics (an oracle independent of the agent's own code).
 //! - [`truth`]: truth tables of real probes between containers of a [`cluster::Cluster`].
@@ -15,6 +17,7 @@
 
 pub mod cluster;
 pub mod etcd;
+pub mod outside;
 pub mod steps;
 pub mod truth;
 pub mod tutorial;
