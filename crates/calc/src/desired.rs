@@ -152,6 +152,15 @@ pub struct Desired {
     /// IP sets referenced by at least one active rule, by ID, with their members (endpoint
     /// addresses of every host).
     pub ip_sets: BTreeMap<String, BTreeSet<IpAddr>>,
+    /// Every IP pool of the cluster, by CIDR (its network address), enabled or not.
+    pub pools: BTreeMap<IpNet, Pool>,
+}
+
+/// What the dataplane needs of one IP pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Pool {
+    /// Traffic from the pool to any address in no pool is masqueraded to the host's address.
+    pub nat_outgoing: bool,
 }
 
 /// What changed in [`Desired`] since the previous report: enough for the dataplane to write
@@ -178,6 +187,8 @@ pub struct Changes {
     pub endpoints_changed: BTreeSet<String>,
     /// Local endpoints gone (by interface).
     pub endpoints_removed: BTreeSet<String>,
+    /// A pool was added, removed, or its NAT setting changed.
+    pub pools_changed: bool,
 }
 
 impl Changes {

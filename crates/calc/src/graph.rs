@@ -8,7 +8,8 @@
 //!   endpoints it matches;
 //! - every profile that exists or is referenced, with what it gives to endpoints (labels,
 //!   tags), its compiled rules, the endpoints (all hosts) that list it and how many are local;
-//! - the [`SelectorIndex`] of active rule selectors and their members.
+//! - the [`SelectorIndex`] of active rule selectors and their members;
+//! - every IP pool's CIDR and NAT setting, kept in [`Output`] as they are (no index).
 //!
 //! An update first brings those indexes up to date and marks the policies, profiles and
 //! interfaces it may have affected as dirty; [`CalcGraph::flush`] then reconciles only the
@@ -25,7 +26,7 @@ use calico_selector::Selector;
 use ipnet::IpNet;
 
 use crate::compile::Compiled;
-use crate::desired::{Changes, Desired, DirectionPlan, LocalEndpoint};
+use crate::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Pool};
 use crate::index::{Member, SelectorIndex};
 use crate::labels::{self, Inherited, LabelMap};
 use crate::output::Output;
@@ -202,19 +203,27 @@ impl CalcGraph {
         }
     }
 
-    /// Adds or replaces a profile, policy or workload endpoint; other kinds are ignored.
+    /// Adds or replaces a profile, policy, workload endpoint or IP pool; other kinds are
+    /// ignored.
     pub fn upsert(&mut self, resource: Resource) {
         match resource {
             Resource::WorkloadEndpoint(endpoint) => self.upsert_endpoint(endpoint),
             Resource::Policy(policy) => self.upsert_policy(policy),
             Resource::Profile(profile) => self.upsert_profile(profile),
+            Resource::IpPool(pool) => {
+                if let Some(cidr) = pool.metadata.cidr {
+                    let nat_outgoing = pool.spec.nat_outgoing;
+                    self.out
+                        .set_pool(cidr.network().ip_net(), Some(Pool { nat_outgoing }));
+                }
+            }
             _ => {}
         }
         self.flush();
     }
 
-    /// Removes a profile, policy or workload endpoint; other kinds and unknown keys are
-    /// ignored.
+    /// Removes a profile, policy, workload endpoint or IP pool; other kinds and unknown keys
+    /// are ignored.
     pub fn remove(&mut self, key: &ResourceKey) {
         match key {
             ResourceKey::WorkloadEndpoint {
@@ -229,6 +238,7 @@ impl CalcGraph {
             }
             ResourceKey::Policy { name } => self.remove_policy(name),
             ResourceKey::Profile { name } => self.remove_profile(name),
+            ResourceKey::IpPool { cidr } => self.out.set_pool(cidr.network().ip_net(), None),
             _ => {}
         }
         self.flush();

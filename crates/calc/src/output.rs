@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use crate::desired::{Changes, Desired, LocalEndpoint, Rules};
+use ipnet::IpNet;
+
+use crate::desired::{Changes, Desired, LocalEndpoint, Pool, Rules};
 
 /// The desired state, written only through methods that keep the journal.
 #[derive(Debug, Default)]
@@ -28,6 +30,8 @@ struct Journal {
     policies: HashMap<String, Option<Rules>>,
     profiles: HashMap<String, Option<Rules>>,
     endpoints: HashMap<String, Option<LocalEndpoint>>,
+    /// Every pool, as it was (pools are few: the whole map is kept).
+    pools: Option<BTreeMap<IpNet, Pool>>,
 }
 
 impl Output {
@@ -102,6 +106,19 @@ impl Output {
         );
     }
 
+    /// Sets (or, with `None`, removes) an IP pool.
+    pub(crate) fn set_pool(&mut self, cidr: IpNet, pool: Option<Pool>) {
+        let pools = &mut self.desired.pools;
+        if pools.get(&cidr) == pool.as_ref() {
+            return;
+        }
+        self.journal.pools.get_or_insert_with(|| pools.clone());
+        match pool {
+            Some(pool) => pools.insert(cidr, pool),
+            None => pools.remove(&cidr),
+        };
+    }
+
     /// What differs between the state at the last report and now; starts a new journal.
     pub(crate) fn take_changes(&mut self) -> Changes {
         let journal = std::mem::take(&mut self.journal);
@@ -157,6 +174,7 @@ impl Output {
             &mut changes.endpoints_changed,
             &mut changes.endpoints_removed,
         );
+        changes.pools_changed = journal.pools.is_some_and(|old| old != desired.pools);
         changes
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use calico_calc::{CalcGraph, Changes};
+use calico_model::{IpPool, IpPoolMetadata, IpPoolSpec, Resource, ResourceKey};
 use common::*;
 
 fn names(list: &[&str]) -> BTreeSet<String> {
@@ -297,4 +298,50 @@ fn removals_are_reported() {
     g.remove(&policy_key("web"));
     assert!(g.take_changes().is_empty());
     assert_eq!(g.desired(), &Default::default());
+}
+
+fn pool(cidr: &str, nat_outgoing: bool) -> Resource {
+    Resource::IpPool(IpPool {
+        metadata: IpPoolMetadata {
+            cidr: Some(cidr.parse().unwrap()),
+        },
+        spec: IpPoolSpec {
+            nat_outgoing,
+            ..IpPoolSpec::default()
+        },
+    })
+}
+
+#[test]
+fn pools_are_reported_when_their_nat_setting_or_existence_changes() {
+    let mut g = cluster();
+    g.take_changes();
+    g.upsert(pool("192.168.0.0/16", true));
+    g.upsert(pool("fd00::/64", false));
+    let changes = g.take_changes();
+    assert_eq!(
+        changes,
+        Changes {
+            pools_changed: true,
+            ..Changes::default()
+        }
+    );
+    let nat = |cidr: &str| g.desired().pools[&cidr.parse().unwrap()].nat_outgoing;
+    assert!(nat("192.168.0.0/16") && !nat("fd00::/64"));
+
+    // the same pool again, or a flip undone before the report: nothing to report
+    g.upsert(pool("192.168.0.0/16", true));
+    g.upsert(pool("192.168.0.0/16", false));
+    g.upsert(pool("192.168.0.0/16", true));
+    assert!(g.take_changes().is_empty());
+
+    g.upsert(pool("192.168.0.0/16", false));
+    assert!(g.take_changes().pools_changed);
+    assert!(!g.desired().pools[&"192.168.0.0/16".parse().unwrap()].nat_outgoing);
+
+    g.remove(&ResourceKey::IpPool {
+        cidr: "fd00::/64".parse().unwrap(),
+    });
+    assert!(g.take_changes().pools_changed);
+    assert_eq!(g.desired().pools.len(), 1);
 }

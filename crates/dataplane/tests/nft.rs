@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use std::{fs, thread};
 
 use calico_calc::desired::{
-    Action, Changes, Desired, DirectionPlan, IcmpMatch, LocalEndpoint, PortRange, Rule, Rules,
+    Action, Changes, Desired, DirectionPlan, IcmpMatch, LocalEndpoint, Pool, PortRange, Rule, Rules,
 };
 use calico_dataplane::endpoint::{self, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
@@ -206,6 +206,16 @@ fn rich() -> Desired {
     d.ip_sets
         .insert("s:web/app".into(), [ip("10.65.0.1")].into());
     d.ip_sets.insert("tag-db".into(), BTreeSet::new());
+    d.pools
+        .insert(net("10.65.0.0/16"), Pool { nat_outgoing: true });
+    d.pools.insert(
+        net("10.65.1.0/24"),
+        Pool {
+            nat_outgoing: false,
+        },
+    );
+    d.pools
+        .insert(net("fd00::/64"), Pool { nat_outgoing: true });
     d
 }
 
@@ -243,6 +253,13 @@ fn rich_changed() -> (Desired, Changes) {
     let net1 = d.ip_sets.get_mut("net1").unwrap();
     net1.remove(&ip("fd00::1"));
     net1.insert(ip("10.65.0.3"));
+    d.pools.remove(&net("fd00::/64"));
+    d.pools.insert(
+        net("10.66.0.0/32"),
+        Pool {
+            nat_outgoing: false,
+        },
+    );
     let changes = Changes {
         sets_created: ["s:new".into()].into(),
         sets_deleted: ["tag-db".into()].into(),
@@ -256,6 +273,7 @@ fn rich_changed() -> (Desired, Changes) {
         policies_removed: ["pass-first".into(), "missing-policy".into()].into(),
         endpoints_changed: ["cali0123456789a".into(), "calic".into()].into(),
         endpoints_removed: ["calib".into()].into(),
+        pools_changed: true,
         ..Changes::default()
     };
     (d, changes)

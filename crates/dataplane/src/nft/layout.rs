@@ -25,8 +25,17 @@
 //!   policed, and workload-to-host traffic that egress policy accepts goes on to the host's own
 //!   input rules (Felix's `DefaultEndpointToHostAction=RETURN`).
 //!
+//! - `nat-outgoing` (nat, postrouting, priority 100 = srcnat): nat-outgoing as Felix does it.
+//!   A packet from an address in a pool with NAT outgoing to an address in no pool is
+//!   masqueraded to the host's address; traffic between workloads of any host and pool keeps
+//!   its source. Only a connection's first packet meets a nat chain, so a pool change applies to
+//!   the next new connection.
+//!
 //! Sets: `s4-<id>` (`ipv4_addr`) and `s6-<id>` (`ipv6_addr`) per IP set, holding the members of
-//! that family; an IP set a rule names but [`Desired`] lacks is created empty.
+//! that family; an IP set a rule names but [`Desired`] lacks is created empty. Pool sets, with
+//! `flags interval`: `all-pools4`/`all-pools6` (every pool's CIDR) and
+//! `masq-pools4`/`masq-pools6` (the CIDRs of the pools with NAT outgoing), each aggregated
+//! (nested and adjacent CIDRs merged, as an interval set requires).
 //!
 //! Endpoints whose interface name cannot be written safely (see [`usable_interface`]) are left
 //! out: their traffic meets the unknown-interface drop.
@@ -34,11 +43,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use calico_calc::desired::{Action, Desired, DirectionPlan, LocalEndpoint, Rule, Rules};
 
 use super::names::{
-    object_name, usable_interface, FROM_ENDPOINT, POLICY_EGRESS, POLICY_INGRESS, PROFILE_EGRESS,
-    PROFILE_INGRESS, TO_ENDPOINT,
+    object_name, usable_interface, ALL_POOLS, FROM_ENDPOINT, MASQ_POOLS, POLICY_EGRESS,
+    POLICY_INGRESS, PROFILE_EGRESS, PROFILE_INGRESS, TO_ENDPOINT,
 };
 use super::rule::{referenced_sets, render_rule, Family};
 use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
@@ -63,7 +74,9 @@ pub(crate) const TO_MAP: &str = "to-wl";
 /// A netfilter hook a base chain is attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Hook {
-    /// `forward` or `input`.
+    /// The chain type: `filter` or `nat`.
+    pub kind: &'static str,
+    /// `forward`, `input` or `postrouting`.
     pub hook: &'static str,
     /// The chain's priority (Docker's iptables-nft filter chains use 0).
     pub priority: i32,
@@ -86,6 +99,14 @@ pub(crate) struct Set {
     pub elements: Vec<IpAddr>,
 }
 
+/// One family's half of a pool set: CIDRs, in an interval set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PoolSet {
+    pub name: String,
+    pub family: Family,
+    pub elements: Vec<IpNet>,
+}
+
 /// A verdict map from interface name to the chain that packets go to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Map {
@@ -93,11 +114,12 @@ pub(crate) struct Map {
     pub elements: Vec<(String, String)>,
 }
 
-/// The whole table, in definition order (sets, policy and profile chains, endpoint chains,
-/// maps, base chains).
+/// The whole table, in definition order (sets, pool sets, policy and profile chains, endpoint
+/// chains, maps, base chains).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub sets: Vec<Set>,
+    pub pool_sets: Vec<PoolSet>,
     pub chains: Vec<Chain>,
     pub maps: Vec<Map>,
     pub base_chains: Vec<Chain>,
@@ -148,6 +170,7 @@ pub(crate) fn layout(desired: &Desired) -> Layout {
     }
     Layout {
         sets,
+        pool_sets: pool_sets(desired),
         chains,
         maps: vec![
             Map {
@@ -174,6 +197,39 @@ pub(crate) fn set_pair<'a>(id: &str, members: impl Iterator<Item = &'a IpAddr>) 
         family,
         elements,
     })
+}
+
+/// The pool sets: every pool's CIDR, then those with NAT outgoing, each split by family and
+/// aggregated.
+pub(crate) fn pool_sets(desired: &Desired) -> Vec<PoolSet> {
+    let all: Vec<IpNet> = desired.pools.keys().copied().collect();
+    let masq: Vec<IpNet> = desired
+        .pools
+        .iter()
+        .filter(|(_, pool)| pool.nat_outgoing)
+        .map(|(cidr, _)| *cidr)
+        .collect();
+    let mut sets = Vec::new();
+    for (base, nets) in [(ALL_POOLS, all), (MASQ_POOLS, masq)] {
+        let nets = IpNet::aggregate(&nets);
+        for family in Family::BOTH {
+            sets.push(PoolSet {
+                name: family.pool_set_name(base),
+                family,
+                elements: nets.iter().copied().filter(|n| family.holds(n)).collect(),
+            });
+        }
+    }
+    sets
+}
+
+/// A pool set element as nft prints it back: a host prefix as its address, else `addr/len`.
+pub(crate) fn pool_element(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.trunc().to_string()
+    }
 }
 
 /// The ingress and egress chains of policy `name` (empty if `desired` lacks it).
@@ -297,13 +353,14 @@ pub(crate) fn map_elements(iface: &str) -> [(String, String); 2] {
     ]
 }
 
-/// The three base chains.
+/// The base chains: three filter chains for workload traffic, then nat-outgoing.
 fn base_chains() -> Vec<Chain> {
     let unknown = |dir: &str| format!("{dir} \"{HOST_INTERFACE_PREFIX}*\" drop");
     vec![
         Chain {
             name: "forward-from-wl".to_string(),
             hook: Some(Hook {
+                kind: "filter",
                 hook: "forward",
                 priority: -20,
             }),
@@ -312,6 +369,7 @@ fn base_chains() -> Vec<Chain> {
         Chain {
             name: "forward-to-wl".to_string(),
             hook: Some(Hook {
+                kind: "filter",
                 hook: "forward",
                 priority: -10,
             }),
@@ -320,6 +378,7 @@ fn base_chains() -> Vec<Chain> {
         Chain {
             name: "input-from-wl".to_string(),
             hook: Some(Hook {
+                kind: "filter",
                 hook: "input",
                 priority: -10,
             }),
@@ -330,6 +389,23 @@ fn base_chains() -> Vec<Chain> {
                 format!("iifname vmap @{FROM_MAP}"),
                 unknown("iifname"),
             ],
+        },
+        Chain {
+            name: "nat-outgoing".to_string(),
+            hook: Some(Hook {
+                kind: "nat",
+                hook: "postrouting",
+                priority: 100,
+            }),
+            rules: Family::BOTH
+                .into_iter()
+                .map(|family| {
+                    let masq = family.pool_set_name(MASQ_POOLS);
+                    let all = family.pool_set_name(ALL_POOLS);
+                    let addr = family.payload();
+                    format!("{addr} saddr @{masq} {addr} daddr != @{all} masquerade")
+                })
+                .collect(),
         },
     ]
 }

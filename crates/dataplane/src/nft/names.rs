@@ -33,6 +33,10 @@ pub(crate) const PROFILE_EGRESS: &str = "pro-";
 pub(crate) const SET_V4: &str = "s4-";
 /// Prefix of an IP set's IPv6 half.
 pub(crate) const SET_V6: &str = "s6-";
+/// Base name of the sets of every pool's CIDR (`all-pools4`, `all-pools6`).
+pub(crate) const ALL_POOLS: &str = "all-pools";
+/// Base name of the sets of the CIDRs of the pools with NAT outgoing (`masq-pools4`, …).
+pub(crate) const MASQ_POOLS: &str = "masq-pools";
 
 /// `prefix` followed by `id`, or by `_` and a hash of `id` when `id` cannot be used as it is.
 pub(crate) fn object_name(prefix: &str, id: &str) -> String {

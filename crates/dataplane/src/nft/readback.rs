@@ -14,11 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use calico_calc::desired::Desired;
+use ipnet::IpNet;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{layout, Chain};
+use super::layout::{layout, pool_element, Chain};
 use super::names::rule_tag;
 use crate::{DataplaneError, Result};
 
@@ -45,9 +46,11 @@ pub struct ChainPrint {
 /// One set's or map's identity.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetPrint {
-    /// Its type: `ipv4_addr`, `ipv6_addr`, or `ifname : verdict` for a verdict map.
+    /// Its type and flags: `ipv4_addr`, `ipv6_addr interval`, or `ifname : verdict` for a
+    /// verdict map.
     pub kind: String,
-    /// Its elements: addresses in their canonical form, map elements as `"key" : goto chain`.
+    /// Its elements: addresses in their canonical form, CIDRs as `addr/len` (a host prefix as
+    /// its address, as nft prints it), map elements as `"key" : goto chain`.
     pub elements: BTreeSet<String>,
 }
 
@@ -94,6 +97,13 @@ pub fn fingerprint(desired: &Desired) -> TableFingerprint {
             .sets
             .insert(set.name.clone(), SetPrint { kind, elements });
     }
+    for set in &layout.pool_sets {
+        let elements = set.elements.iter().map(pool_element).collect();
+        let kind = format!("{} interval", set.family.set_type());
+        print
+            .sets
+            .insert(set.name.clone(), SetPrint { kind, elements });
+    }
     for map in &layout.maps {
         let elements = map
             .elements
@@ -113,7 +123,7 @@ fn chain_print(chain: &Chain) -> ChainPrint {
     ChainPrint {
         hook: chain
             .hook
-            .map(|h| format!("filter {} {} accept", h.hook, h.priority)),
+            .map(|h| format!("{} {} {} accept", h.kind, h.hook, h.priority)),
         rules: chain
             .rules
             .iter()
@@ -153,7 +163,11 @@ pub(crate) fn parse_listing(json: &str) -> Result<TableFingerprint> {
                 .push(rule.comment),
             Item::Set(set) => {
                 let elements = set.elem.iter().map(set_element).collect();
-                let kind = type_name(Some(&set.kind));
+                let kind = [type_name(Some(&set.kind))]
+                    .into_iter()
+                    .chain(set.flags)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 print.sets.insert(set.name, SetPrint { kind, elements });
             }
             Item::Map(map) => {
@@ -221,6 +235,8 @@ struct SetItem {
     kind: Value,
     map: Option<Value>,
     #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
     elem: Vec<Value>,
 }
 
@@ -241,11 +257,20 @@ fn type_name(value: Option<&Value>) -> String {
     }
 }
 
-/// A set element: an address in canonical form, or its JSON.
+/// A set element: an address in canonical form, a prefix `{"prefix": {"addr", "len"}}` as
+/// `addr/len`, or its JSON.
 fn set_element(value: &Value) -> String {
-    match value.as_str().map(str::parse::<IpAddr>) {
-        Some(Ok(addr)) => addr.to_string(),
-        _ => value.to_string(),
+    if let Some(Ok(addr)) = value.as_str().map(str::parse::<IpAddr>) {
+        return addr.to_string();
+    }
+    let prefix = value.get("prefix").and_then(|p| {
+        let addr: IpAddr = p.get("addr")?.as_str()?.parse().ok()?;
+        let len = u8::try_from(p.get("len")?.as_u64()?).ok()?;
+        IpNet::new(addr, len).ok()
+    });
+    match prefix {
+        Some(net) => pool_element(&net),
+        None => value.to_string(),
     }
 }
 
@@ -274,6 +299,7 @@ mod tests {
       {"table": {"family": "inet", "name": "calico", "handle": 4}},
       {"set": {"family": "inet", "name": "s6-x", "table": "calico", "type": "ipv6_addr", "handle": 4, "elem": ["fd00:0::1", "fd00::2"]}},
       {"set": {"family": "inet", "name": "s4-x", "table": "calico", "type": "ipv4_addr", "handle": 5}},
+      {"set": {"family": "inet", "name": "all-pools4", "table": "calico", "type": "ipv4_addr", "handle": 9, "flags": ["interval"], "elem": ["10.1.2.3", {"prefix": {"addr": "192.168.0.0", "len": 16}}, {"prefix": {"addr": "10.0.0.0", "len": 33}}]}},
       {"map": {"family": "inet", "name": "from-wl", "table": "calico", "type": "ifname", "handle": 6, "map": "verdict", "elem": [["cali1", {"goto": {"target": "fw-cali1"}}]]}},
       {"chain": {"family": "inet", "table": "calico", "name": "fw-cali1", "handle": 1}},
       {"chain": {"family": "inet", "table": "calico", "name": "forward-from-wl", "handle": 3, "type": "filter", "hook": "forward", "prio": -20, "policy": "accept"}},
@@ -298,6 +324,17 @@ mod tests {
             .map(|s| s.as_str())
             .collect();
         assert_eq!(v6, ["fd00::1", "fd00::2"]);
+        let pools = &print.sets["all-pools4"];
+        assert_eq!(pools.kind, "ipv4_addr interval");
+        let pools: Vec<&str> = pools.elements.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            pools,
+            [
+                "10.1.2.3",
+                "192.168.0.0/16",
+                r#"{"prefix":{"addr":"10.0.0.0","len":33}}"#
+            ]
+        );
         assert!(print.sets["s4-x"].elements.is_empty());
         assert_eq!(print.sets["from-wl"].kind, "ifname : verdict");
         assert_eq!(

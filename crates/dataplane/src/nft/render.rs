@@ -9,7 +9,8 @@
 //! writes only what a [`Changes`] report names, as one transaction, in steps ordered as
 //! Felix's `EventSequencer` flushes them (what an object refers to is written before it):
 //! 1. [`add_sets`]: new sets (and empty sets a changed rule names but [`Desired`] lacks);
-//! 2. [`update_members`]: set element additions and removals;
+//! 2. [`update_members`]: set element additions and removals, and [`update_pools`]: the pool
+//!    sets, rewritten whole (flushed and filled) when a pool changed;
 //! 3. [`write_rule_chains`]: changed policy and profile chains (`add chain`, `flush chain`,
 //!    `add rule`…);
 //! 4. [`write_endpoint_chains`]: changed endpoint chains;
@@ -29,17 +30,17 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::net::IpAddr;
 
 use calico_calc::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Rules};
 
 use super::layout::{
-    endpoint_chains, layout, map_elements, policy_chains, profile_chains, set_pair, Chain, Map,
-    Set, FROM_MAP, TO_MAP,
+    endpoint_chains, layout, map_elements, policy_chains, pool_element, pool_sets, profile_chains,
+    set_pair, Chain, Map, FROM_MAP, TO_MAP,
 };
 use super::names::{rule_tag, usable_interface};
-use super::rule::referenced_sets;
+use super::rule::{referenced_sets, Family};
 use super::TABLE;
 
 /// How many set elements go on one line.
@@ -50,7 +51,22 @@ pub fn render_full(desired: &Desired) -> String {
     let layout = layout(desired);
     let mut out = format!("add table {TABLE}\ndelete table {TABLE}\ntable {TABLE} {{\n");
     for set in &layout.sets {
-        set_block(&mut out, set);
+        let items: Vec<String> = set.elements.iter().map(IpAddr::to_string).collect();
+        set_block(
+            &mut out,
+            &set.name,
+            &set_properties(set.family, false),
+            &items,
+        );
+    }
+    for set in &layout.pool_sets {
+        let items: Vec<String> = set.elements.iter().map(pool_element).collect();
+        set_block(
+            &mut out,
+            &set.name,
+            &set_properties(set.family, true),
+            &items,
+        );
     }
     for chain in &layout.chains {
         chain_block(&mut out, chain);
@@ -80,6 +96,9 @@ pub fn render_changes(desired: &Desired, changes: &Changes) -> String {
     let mut tx = String::new();
     add_sets(&mut tx, desired, &sets_added);
     update_members(&mut tx, changes, &sets_added, &sets_removed);
+    if changes.pools_changed {
+        update_pools(&mut tx, desired);
+    }
     write_rule_chains(&mut tx, desired, &policies_written, &profiles_written);
     write_endpoint_chains(&mut tx, &endpoints);
     write_dispatch(&mut tx, &endpoints);
@@ -253,7 +272,7 @@ fn add_sets(tx: &mut String, desired: &Desired, ids: &BTreeSet<&str>) {
     for id in ids {
         let members = desired.ip_sets.get(*id).into_iter().flatten();
         for set in set_pair(id, members) {
-            add_set(tx, &set);
+            add_set(tx, &set.name, &set_properties(set.family, false));
             elements(tx, "add", &set.name, &set.elements);
         }
     }
@@ -360,9 +379,20 @@ fn rule_chains<'a>(
 fn remove_sets(tx: &mut String, ids: &BTreeSet<&str>) {
     for id in ids {
         for set in set_pair(id, std::iter::empty()) {
-            add_set(tx, &set);
+            add_set(tx, &set.name, &set_properties(set.family, false));
             let _ = writeln!(tx, "delete set {TABLE} {}", set.name);
         }
+    }
+}
+
+/// Step 2b: every pool set flushed and filled again, in the same transaction (so no packet
+/// sees it empty).
+fn update_pools(tx: &mut String, desired: &Desired) {
+    for set in pool_sets(desired) {
+        add_set(tx, &set.name, &set_properties(set.family, true));
+        let _ = writeln!(tx, "flush set {TABLE} {}", set.name);
+        let items: Vec<String> = set.elements.iter().map(pool_element).collect();
+        elements(tx, "add", &set.name, &items);
     }
 }
 
@@ -372,33 +402,37 @@ fn tagged(body: &str) -> String {
 }
 
 /// `verb element` lines for `values` of set `name`, if any.
-fn elements(tx: &mut String, verb: &str, name: &str, values: &[IpAddr]) {
+fn elements<T: Display>(tx: &mut String, verb: &str, name: &str, values: &[T]) {
     for line in element_lines(values) {
         let _ = writeln!(tx, "{verb} element {TABLE} {name} {{ {line} }}");
     }
 }
 
 /// `values` as comma-separated lists of at most [`ELEMENTS_PER_LINE`] each.
-fn element_lines(values: &[IpAddr]) -> impl Iterator<Item = String> + '_ {
+fn element_lines<T: Display>(values: &[T]) -> impl Iterator<Item = String> + '_ {
     values.chunks(ELEMENTS_PER_LINE).map(|chunk| {
-        let items: Vec<String> = chunk.iter().map(IpAddr::to_string).collect();
+        let items: Vec<String> = chunk.iter().map(T::to_string).collect();
         items.join(", ")
     })
 }
 
-/// Declares `set`, whether or not it exists.
-fn add_set(tx: &mut String, set: &Set) {
+/// Declares set `name` with `properties`, whether or not it exists.
+fn add_set(tx: &mut String, name: &str, properties: &[String]) {
     let _ = writeln!(
         tx,
-        "add set {TABLE} {} {{ {}; }}",
-        set.name,
-        set_properties(set)
+        "add set {TABLE} {name} {{ {}; }}",
+        properties.join("; ")
     );
 }
 
-/// What a set is declared with (its element type), in the table block and in `add set` alike.
-fn set_properties(set: &Set) -> String {
-    format!("type {}", set.family.set_type())
+/// What a set of `family` is declared with, in the table block and in `add set` alike: its
+/// element type, and for a set of CIDRs the interval flag.
+fn set_properties(family: Family, interval: bool) -> Vec<String> {
+    let mut properties = vec![format!("type {}", family.set_type())];
+    if interval {
+        properties.push("flags interval".to_string());
+    }
+    properties
 }
 
 /// Adds the verdict-map element that sends `key` to chain `target`.
@@ -425,10 +459,10 @@ fn delete_chain(tx: &mut String, name: &str) {
 }
 
 /// A set definition inside the table block.
-fn set_block(out: &mut String, set: &Set) {
-    let _ = writeln!(out, "\tset {} {{\n\t\t{}", set.name, set_properties(set));
-    if !set.elements.is_empty() {
-        let lines: Vec<String> = element_lines(&set.elements).collect();
+fn set_block(out: &mut String, name: &str, properties: &[String], items: &[String]) {
+    let _ = writeln!(out, "\tset {name} {{\n\t\t{}", properties.join("\n\t\t"));
+    if !items.is_empty() {
+        let lines: Vec<String> = element_lines(items).collect();
         let _ = writeln!(out, "\t\telements = {{ {} }}", lines.join(",\n\t\t\t"));
     }
     out.push_str("\t}\n");
@@ -440,8 +474,8 @@ fn chain_block(out: &mut String, chain: &Chain) {
     if let Some(hook) = chain.hook {
         let _ = writeln!(
             out,
-            "\t\ttype filter hook {} priority {}; policy accept;",
-            hook.hook, hook.priority
+            "\t\ttype {} hook {} priority {}; policy accept;",
+            hook.kind, hook.hook, hook.priority
         );
     }
     for body in &chain.rules {
@@ -468,7 +502,7 @@ fn map_block(out: &mut String, map: &Map) {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use calico_calc::desired::{Action, LocalEndpoint, PortRange, Rule, Rules};
+    use calico_calc::desired::{Action, LocalEndpoint, Pool, PortRange, Rule, Rules};
 
     use super::*;
 
@@ -533,12 +567,21 @@ mod tests {
                         .collect(),
                 ),
             ]),
+            pools: BTreeMap::from([
+                ("10.65.0.0/16".parse().unwrap(), Pool { nat_outgoing: true }),
+                (
+                    "fd00::/64".parse().unwrap(),
+                    Pool {
+                        nat_outgoing: false,
+                    },
+                ),
+            ]),
         }
     }
 
     /// The scenario after: endpoint `calia` gone, `calic` new, policy `web` changed, profile
     /// `net1` unchanged, set `s:frontend` gone, set `s:backend` new, `net1` gained and lost
-    /// members.
+    /// members, a pool without NAT added (nested in the NAT pool: the sets aggregate it).
     fn after() -> (Desired, Changes) {
         let mut d = scenario();
         d.endpoints.remove("calia");
@@ -557,6 +600,18 @@ mod tests {
         let net1 = d.ip_sets.get_mut("net1").unwrap();
         net1.remove(&"10.65.0.1".parse().unwrap());
         net1.insert("10.65.0.3".parse().unwrap());
+        d.pools.insert(
+            "10.65.8.0/24".parse().unwrap(),
+            Pool {
+                nat_outgoing: false,
+            },
+        );
+        d.pools.insert(
+            "10.66.0.0/16".parse().unwrap(),
+            Pool {
+                nat_outgoing: false,
+            },
+        );
         let changes = Changes {
             sets_created: BTreeSet::from(["s:backend".into()]),
             sets_deleted: BTreeSet::from([SEL.into()]),
@@ -577,6 +632,7 @@ mod tests {
             policies_changed: BTreeSet::from(["web".into()]),
             endpoints_changed: BTreeSet::from(["calic".into()]),
             endpoints_removed: BTreeSet::from(["calia".into()]),
+            pools_changed: true,
             ..Changes::default()
         };
         (d, changes)
@@ -1057,14 +1113,24 @@ mod tests {
     #[test]
     fn both_renderings_declare_a_set_with_its_type() {
         let [v4, v6] = set_pair("x", std::iter::empty());
-        assert_eq!(set_properties(&v6), "type ipv6_addr");
+        assert_eq!(set_properties(v6.family, false), ["type ipv6_addr"]);
+        let props = set_properties(v4.family, false);
         assert_eq!(
-            step(|tx| add_set(tx, &v4)),
+            step(|tx| add_set(tx, &v4.name, &props)),
             "add set inet calico s4-x { type ipv4_addr; }\n"
         );
         assert_eq!(
-            step(|out| set_block(out, &v4)),
+            step(|out| set_block(out, &v4.name, &props, &[])),
             "\tset s4-x {\n\t\ttype ipv4_addr\n\t}\n"
+        );
+        let pools = set_properties(Family::V4, true);
+        assert_eq!(
+            step(|tx| add_set(tx, "all-pools4", &pools)),
+            "add set inet calico all-pools4 { type ipv4_addr; flags interval; }\n"
+        );
+        assert_eq!(
+            step(|out| set_block(out, "all-pools4", &pools, &["10.0.0.0/8".into()])),
+            "\tset all-pools4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8 }\n\t}\n"
         );
     }
 
@@ -1077,6 +1143,6 @@ mod tests {
         assert_eq!(lines[1], "10.0.0.17");
         let tx = step(|tx| elements(tx, "delete", "s4-x", &values[16..]));
         assert_eq!(tx, "delete element inet calico s4-x { 10.0.0.17 }\n");
-        assert_eq!(step(|tx| elements(tx, "add", "s4-x", &[])), "");
+        assert_eq!(step(|tx| elements::<IpAddr>(tx, "add", "s4-x", &[])), "");
     }
 }

@@ -74,6 +74,14 @@ impl Family {
         }
     }
 
+    /// The name of this family's pool set `base` ([`super::names::ALL_POOLS`], …): `base4`.
+    pub(crate) fn pool_set_name(self, base: &str) -> String {
+        match self {
+            Family::V4 => format!("{base}4"),
+            Family::V6 => format!("{base}6"),
+        }
+    }
+
     /// True when `net` belongs to this family.
     pub(crate) fn holds(self, net: &IpNet) -> bool {
         matches!(

@@ -12,7 +12,12 @@ use calico_store::{KeyValue, WatchEvent};
 use tracing::warn;
 
 /// The kinds some consumer reads.
-const KINDS: [Kind; 3] = [Kind::Profile, Kind::Policy, Kind::WorkloadEndpoint];
+const KINDS: [Kind; 4] = [
+    Kind::Profile,
+    Kind::Policy,
+    Kind::WorkloadEndpoint,
+    Kind::IpPool,
+];
 
 /// One change to the stored resources, as every consumer sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -254,5 +259,23 @@ spec:
         feed.reset();
         assert!(feed.graph().desired().endpoints.is_empty());
         assert!(feed.paths.is_empty());
+    }
+
+    #[test]
+    fn pools_reach_the_graph_and_leave_it_when_deleted() {
+        let yaml = "{apiVersion: v1, kind: ipPool, metadata: {cidr: 10.0.0.0/16}, spec: {nat-outgoing: true}}";
+        let pool = codec::decode(yaml).unwrap().remove(0);
+        let kv = stored(&pool, serde_json::to_vec(&pool).unwrap());
+        let mut feed = GraphFeed::new("calico-01");
+        feed.apply(vec![decode_put(&kv).unwrap()]);
+        let cidr = "10.0.0.0/16".parse().unwrap();
+        assert!(feed.graph().desired().pools[&cidr].nat_outgoing);
+        let deleted = WatchEvent::Delete {
+            key: kv.key.clone(),
+            revision: 2,
+        };
+        feed.apply(vec![decode_event(deleted).unwrap().unwrap()]);
+        assert!(feed.graph().desired().pools.is_empty());
+        assert!(feed.graph().take_changes().pools_changed);
     }
 }

@@ -1,0 +1,123 @@
+//! calico-node and the world beyond the cluster: nat-outgoing to the harness's outside namespace
+//! (on the fabric, with no route to any pool: it can answer a container only when the
+//! container's traffic was masqueraded to its host's address).
+//! Runs in the `e2e` nextest group (module `e2e_world`); see docs/harness.md.
+
+mod common;
+
+mod e2e_world {
+    use std::time::Duration;
+
+    use calico_testkit::cluster::{wait_until, Datastore, Host};
+    use calico_testkit::steps::{create_network, ip_in, run_busybox};
+
+    use crate::common;
+
+    /// How long a pool change may take to reach the hosts' nft tables.
+    const PROGRAMMED: Duration = Duration::from_secs(30);
+
+    /// An HTTP/1.0 GET of `/cgi-bin/peer` at `addr` (`ip:port`) from `container` on `host`,
+    /// with busybox nc (busybox-static's wget crashes in these images): the body's last line,
+    /// or `None` when nothing answered within 3 s.
+    fn fetch(host: &Host, container: &str, addr: &str) -> Option<String> {
+        let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+        let request =
+            format!("printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}");
+        let out = host.docker(&["exec", container, "sh", "-c", &request]);
+        let body = String::from_utf8_lossy(&out.stdout);
+        let last = body.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+        (out.status.success() && body.contains(" 200 ")).then(|| last.to_string())
+    }
+
+    /// Starts busybox httpd in `container`, answering `/cgi-bin/peer` with the client's address.
+    fn serve_peer_address(host: &Host, container: &str) {
+        host.docker_ok(&[
+            "exec",
+            container,
+            "sh",
+            "-c",
+            r#"mkdir -p /www/cgi-bin &&
+               printf '%s\n' '#!/bin/sh' 'printf "Content-Type: text/plain\r\n\r\n%s\n" "$REMOTE_ADDR"' \
+                 > /www/cgi-bin/peer &&
+               chmod +x /www/cgi-bin/peer && httpd -p 0.0.0.0:80 -h /www"#,
+        ]);
+    }
+
+    /// Whether host `host`'s set `set` of the calico table lists `cidr`.
+    fn set_lists(host: &Host, set: &str, cidr: &str) -> bool {
+        let out = host.exec_ok(&["nft", "list", "set", "inet", "calico", set]);
+        out.contains(cidr)
+    }
+
+    fn apply_pool(cluster: &calico_testkit::cluster::Cluster, cidr: &str, nat: bool) {
+        cluster.calicoctl_ok(
+            &["apply", "-f", "-"],
+            Some(&format!(
+                "- apiVersion: v1\n  kind: ipPool\n  metadata:\n    cidr: {cidr}\n  spec:\n    nat-outgoing: {nat}\n"
+            )),
+        );
+    }
+
+    #[test]
+    fn nat_outgoing_masquerades_to_the_world_only_and_follows_the_pools() {
+        let cluster = common::cluster(2, Datastore::Etcd);
+        let (h1, h2) = (cluster.host(1), cluster.host(2));
+        let server = cluster.outside().serve_peer_address(8080);
+
+        // the default pool (nat-outgoing, as calico/node creates it): the world sees the host
+        cluster.create_calico_network(1, "net1");
+        run_busybox(&h1, "wa", "net1");
+        let mut reached = None;
+        wait_until(PROGRAMMED, "wa to reach the outside server", || {
+            reached = fetch(&h1, "wa", server.address());
+            reached.is_some()
+        });
+        assert_eq!(reached.as_deref(), Some(h1.ip().to_string().as_str()));
+
+        // between workloads, across hosts, the source address stays the container's
+        run_busybox(&h2, "wb", "net1");
+        serve_peer_address(&h2, "wb");
+        let wa_ip = ip_in(&h1, "wa", "net1");
+        let wb_url = format!("{}:80", ip_in(&h2, "wb", "net1"));
+        let mut seen = None;
+        wait_until(PROGRAMMED, "wa to reach wb across hosts", || {
+            seen = fetch(&h1, "wa", &wb_url);
+            seen.is_some()
+        });
+        assert_eq!(seen.as_deref(), Some(wa_ip.as_str()));
+
+        // a pool without nat-outgoing: its containers cannot reach the world
+        apply_pool(&cluster, "10.77.0.0/16", false);
+        create_network(&h1, "plain", &["--subnet", "10.77.0.0/16"]);
+        run_busybox(&h1, "wc", "plain");
+        for host in [&h1, &h2] {
+            wait_until(PROGRAMMED, "the pool in every host's table", || {
+                set_lists(host, "all-pools4", "10.77.0.0/16")
+            });
+        }
+        assert_eq!(fetch(&h1, "wc", server.address()), None);
+
+        // flipping the flag applies to the next connection, both ways
+        apply_pool(&cluster, "10.77.0.0/16", true);
+        wait_until(PROGRAMMED, "the flipped pool in host 1's table", || {
+            set_lists(&h1, "masq-pools4", "10.77.0.0/16")
+        });
+        assert_eq!(
+            fetch(&h1, "wc", server.address()).as_deref(),
+            Some(h1.ip().to_string().as_str())
+        );
+        apply_pool(&cluster, "10.77.0.0/16", false);
+        wait_until(
+            PROGRAMMED,
+            "the pool flipped back in host 1's table",
+            || !set_lists(&h1, "masq-pools4", "10.77.0.0/16"),
+        );
+        assert_eq!(fetch(&h1, "wc", server.address()), None);
+        // the default pool kept its translation throughout
+        assert_eq!(
+            fetch(&h1, "wa", server.address()).as_deref(),
+            Some(h1.ip().to_string().as_str())
+        );
+        cluster.down();
+    }
+}
