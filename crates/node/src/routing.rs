@@ -216,13 +216,13 @@ impl Routing {
                     debug!("cannot tell whether this kernel has IPIP: {why}");
                 }
                 let line = ipip::notice(&pools, &kernel);
-                error!("{line}");
                 let path = self.ipip_status_path();
                 if let Err(e) = std::fs::create_dir_all(&self.config_dir)
                     .and_then(|()| write_atomic(&path, &format!("{line}\n")))
                 {
                     warn!(path = %path.display(), error = %e, "cannot write the IPIP status file");
                 }
+                error!("{line}");
             }
             Some(IpipChange::None { before }) => {
                 self.remove_ipip_status();
