@@ -270,6 +270,7 @@ spec:
         feed.apply(vec![decode_put(&kv).unwrap()]);
         let cidr = "10.0.0.0/16".parse().unwrap();
         assert!(feed.graph().desired().pools[&cidr].nat_outgoing);
+        assert!(feed.graph().take_changes().pools_changed);
         let deleted = WatchEvent::Delete {
             key: kv.key.clone(),
             revision: 2,
