@@ -154,6 +154,24 @@ pub struct Desired {
     pub ip_sets: BTreeMap<String, BTreeSet<IpAddr>>,
     /// Every IP pool of the cluster, by CIDR (its network address), enabled or not.
     pub pools: BTreeMap<IpNet, Pool>,
+    /// Host ports published to local endpoints (`docker run -p`), by host interface; given by
+    /// the plugin driver, not by the datastore.
+    pub published: BTreeMap<String, Vec<PublishedPort>>,
+}
+
+/// One host port DNATed to a port of a local endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublishedPort {
+    /// tcp (6), udp (17) or sctp (132).
+    pub protocol: ProtocolNumber,
+    /// The host address it is published on; `None`: every address of the host.
+    pub host_ip: Option<IpAddr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The endpoint's address traffic is sent to (of the same family as `host_ip`).
+    pub endpoint_ip: IpAddr,
+    /// The endpoint's port.
+    pub endpoint_port: u16,
 }
 
 /// What the dataplane needs of one IP pool.
@@ -189,6 +207,8 @@ pub struct Changes {
     pub endpoints_removed: BTreeSet<String>,
     /// A pool was added, removed, or its NAT setting changed.
     pub pools_changed: bool,
+    /// The published ports changed.
+    pub published_changed: bool,
 }
 
 impl Changes {

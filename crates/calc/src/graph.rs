@@ -26,7 +26,7 @@ use calico_selector::Selector;
 use ipnet::IpNet;
 
 use crate::compile::Compiled;
-use crate::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Pool};
+use crate::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Pool, PublishedPort};
 use crate::index::{Member, SelectorIndex};
 use crate::labels::{self, Inherited, LabelMap};
 use crate::output::Output;
@@ -242,6 +242,12 @@ impl CalcGraph {
             _ => {}
         }
         self.flush();
+    }
+
+    /// Makes `ports` the host ports published to the endpoint on `interface` (from the plugin
+    /// driver; an empty list: none). The endpoint's policy still decides what reaches it.
+    pub fn set_published(&mut self, interface: &str, ports: Vec<PublishedPort>) {
+        self.out.set_published(interface, ports);
     }
 
     /// The desired state, consistent with everything given so far.

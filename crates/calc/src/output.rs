@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::desired::{Changes, Desired, LocalEndpoint, Pool, Rules};
+use crate::desired::{Changes, Desired, LocalEndpoint, Pool, PublishedPort, Rules};
 
 /// The desired state, written only through methods that keep the journal.
 #[derive(Debug, Default)]
@@ -32,6 +32,8 @@ struct Journal {
     endpoints: HashMap<String, Option<LocalEndpoint>>,
     /// Every pool, as it was (pools are few: the whole map is kept).
     pools: Option<BTreeMap<IpNet, Pool>>,
+    /// Every published port, as it was (a host has few: the whole map is kept).
+    published: Option<BTreeMap<String, Vec<PublishedPort>>>,
 }
 
 impl Output {
@@ -119,6 +121,27 @@ impl Output {
         };
     }
 
+    /// Sets the ports published to the endpoint on `interface` (none: an empty list).
+    pub(crate) fn set_published(&mut self, interface: &str, mut ports: Vec<PublishedPort>) {
+        ports.sort();
+        ports.dedup();
+        let published = &mut self.desired.published;
+        if published
+            .get(interface)
+            .map_or(ports.is_empty(), |p| *p == ports)
+        {
+            return;
+        }
+        self.journal
+            .published
+            .get_or_insert_with(|| published.clone());
+        if ports.is_empty() {
+            published.remove(interface);
+        } else {
+            published.insert(interface.to_owned(), ports);
+        }
+    }
+
     /// What differs between the state at the last report and now; starts a new journal.
     pub(crate) fn take_changes(&mut self) -> Changes {
         let journal = std::mem::take(&mut self.journal);
@@ -175,6 +198,9 @@ impl Output {
             &mut changes.endpoints_removed,
         );
         changes.pools_changed = journal.pools.is_some_and(|old| old != desired.pools);
+        changes.published_changed = journal
+            .published
+            .is_some_and(|old| old != desired.published);
         changes
     }
 }

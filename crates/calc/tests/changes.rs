@@ -345,3 +345,25 @@ fn pools_are_reported_when_their_nat_setting_or_existence_changes() {
     assert!(g.take_changes().pools_changed);
     assert_eq!(g.desired().pools.len(), 1);
 }
+
+#[test]
+fn published_ports_are_reported_when_they_change() {
+    let mut g = cluster();
+    g.take_changes();
+    let port = calico_calc::desired::PublishedPort {
+        protocol: 6,
+        host_ip: None,
+        host_port: 8080,
+        endpoint_ip: "10.0.0.1".parse().unwrap(),
+        endpoint_port: 80,
+    };
+    g.set_published("cali1", vec![port, port]);
+    assert!(g.take_changes().published_changed);
+    assert_eq!(g.desired().published["cali1"], [port]);
+    g.set_published("cali1", vec![port]);
+    g.set_published("cali2", vec![]);
+    assert!(g.take_changes().is_empty());
+    g.set_published("cali1", vec![]);
+    assert!(g.take_changes().published_changed);
+    assert!(g.desired().published.is_empty());
+}

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use std::{fs, thread};
 
 use calico_calc::desired::{
-    Action, Changes, Desired, DirectionPlan, IcmpMatch, LocalEndpoint, Pool, PortRange, Rule, Rules,
+    Action, Changes, Desired, DirectionPlan, IcmpMatch, LocalEndpoint, Pool, PortRange,
+    PublishedPort, Rule, Rules,
 };
 use calico_dataplane::endpoint::{self, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
@@ -216,7 +217,25 @@ fn rich() -> Desired {
     );
     d.pools
         .insert(net("fd00::/64"), Pool { nat_outgoing: true });
+    d.published.insert(
+        "cali0123456789a".into(),
+        vec![
+            published(None, 8080, "10.65.0.1"),
+            published(None, 8080, "fd00::1"),
+            published(Some("10.10.0.11"), 53, "10.65.0.1"),
+        ],
+    );
     d
+}
+
+fn published(host_ip: Option<&str>, host_port: u16, endpoint_ip: &str) -> PublishedPort {
+    PublishedPort {
+        protocol: 6,
+        host_ip: host_ip.map(ip),
+        host_port,
+        endpoint_ip: ip(endpoint_ip),
+        endpoint_port: 80,
+    }
 }
 
 /// `rich()` after a change touching every kind of object, with its change report.
@@ -260,6 +279,8 @@ fn rich_changed() -> (Desired, Changes) {
             nat_outgoing: false,
         },
     );
+    d.published
+        .insert("calic".into(), vec![published(None, 9090, "10.65.0.3")]);
     let changes = Changes {
         sets_created: ["s:new".into()].into(),
         sets_deleted: ["tag-db".into()].into(),
@@ -274,6 +295,7 @@ fn rich_changed() -> (Desired, Changes) {
         endpoints_changed: ["cali0123456789a".into(), "calic".into()].into(),
         endpoints_removed: ["calib".into()].into(),
         pools_changed: true,
+        published_changed: true,
         ..Changes::default()
     };
     (d, changes)

@@ -152,9 +152,11 @@ async fn run() -> Result<()> {
         driver,
     };
     let reconciling = tokio::spawn(reconciler.run_forever(config.reconcile_interval));
+    let (_published_ports, published) = tokio::sync::watch::channel(agent::Published::new());
     let mut agent = Agent::new(
         &config.node_name,
         ds,
+        published,
         Nft::new(),
         config.dataplane_resync_interval,
     );

@@ -25,7 +25,15 @@
 //!   policed, and workload-to-host traffic that egress policy accepts goes on to the host's own
 //!   input rules (Felix's `DefaultEndpointToHostAction=RETURN`).
 //!
-//! - `nat-outgoing` (nat, postrouting, priority 100 = srcnat): nat-outgoing as Felix does it.
+//! - `dnat-prerouting` (nat, prerouting, -100 = dstnat) and `dnat-output` (nat, output, -100):
+//!   published ports (`docker run -p`). A packet to one of the host's addresses (`fib daddr
+//!   type local`, or the one address a port is published on) and a published port is DNATed to
+//!   the endpoint; prerouting serves traffic from outside and from workloads, output traffic
+//!   from the host itself (not to loopback addresses: a DNAT from 127.0.0.1 would need
+//!   `route_localnet`). The endpoint's ingress policy then sees the real source address.
+//! - `nat-outgoing` (nat, postrouting, priority 100 = srcnat): first hairpin (a workload reaching
+//!   its own published port is masqueraded, or its reply would never meet the DNAT again), then
+//!   nat-outgoing as Felix does it.
 //!   A packet from an address in a pool with NAT outgoing to an address in no pool is
 //!   masqueraded to the host's address; traffic between workloads of any host and pool keeps
 //!   its source. Only a connection's first packet meets a nat chain, so a pool change applies to
@@ -45,7 +53,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use calico_calc::desired::{Action, Desired, DirectionPlan, LocalEndpoint, Rule, Rules};
+use calico_calc::desired::{
+    Action, Desired, DirectionPlan, LocalEndpoint, PublishedPort, Rule, Rules,
+};
 
 use super::names::{
     object_name, usable_interface, ALL_POOLS, FROM_ENDPOINT, MASQ_POOLS, POLICY_EGRESS,
@@ -182,7 +192,7 @@ pub(crate) fn layout(desired: &Desired) -> Layout {
                 elements: to,
             },
         ],
-        base_chains: base_chains(),
+        base_chains: base_chains(desired),
     }
 }
 
@@ -353,8 +363,8 @@ pub(crate) fn map_elements(iface: &str) -> [(String, String); 2] {
     ]
 }
 
-/// The base chains: three filter chains for workload traffic, then nat-outgoing.
-fn base_chains() -> Vec<Chain> {
+/// The base chains: three filter chains for workload traffic, then the nat chains.
+fn base_chains(desired: &Desired) -> Vec<Chain> {
     let unknown = |dir: &str| format!("{dir} \"{HOST_INTERFACE_PREFIX}*\" drop");
     vec![
         Chain {
@@ -390,22 +400,121 @@ fn base_chains() -> Vec<Chain> {
                 unknown("iifname"),
             ],
         },
-        Chain {
-            name: "nat-outgoing".to_string(),
-            hook: Some(Hook {
-                kind: "nat",
-                hook: "postrouting",
-                priority: 100,
-            }),
-            rules: Family::BOTH
-                .into_iter()
-                .map(|family| {
-                    let masq = family.pool_set_name(MASQ_POOLS);
-                    let all = family.pool_set_name(ALL_POOLS);
-                    let addr = family.payload();
-                    format!("{addr} saddr @{masq} {addr} daddr != @{all} masquerade")
-                })
-                .collect(),
-        },
     ]
+    .into_iter()
+    .chain(nat_chains(desired))
+    .collect()
+}
+
+/// The nat chains: published ports' DNAT (prerouting, output), then hairpin and nat-outgoing.
+pub(crate) fn nat_chains(desired: &Desired) -> [Chain; 3] {
+    let ports: BTreeSet<&PublishedPort> = desired.published.values().flatten().collect();
+    let dnat = ports.iter().filter_map(|p| dnat_rule(p, false)).collect();
+    let output = ports.iter().filter_map(|p| dnat_rule(p, true)).collect();
+    let targets: BTreeSet<IpAddr> = ports.iter().map(|p| p.endpoint_ip).collect();
+    let mut postrouting: Vec<String> = targets
+        .iter()
+        .map(|ip| {
+            let addr = Family::of(ip).payload();
+            format!("ct status dnat {addr} saddr {ip} {addr} daddr {ip} masquerade")
+        })
+        .collect();
+    postrouting.extend(Family::BOTH.into_iter().map(|family| {
+        let masq = family.pool_set_name(MASQ_POOLS);
+        let all = family.pool_set_name(ALL_POOLS);
+        let addr = family.payload();
+        format!("{addr} saddr @{masq} {addr} daddr != @{all} masquerade")
+    }));
+    let nat = |name: &str, hook: &'static str, priority: i32, rules: Vec<String>| Chain {
+        name: name.to_string(),
+        hook: Some(Hook {
+            kind: "nat",
+            hook,
+            priority,
+        }),
+        rules,
+    };
+    [
+        nat("dnat-prerouting", "prerouting", -100, dnat),
+        nat("dnat-output", "output", -100, output),
+        nat("nat-outgoing", "postrouting", 100, postrouting),
+    ]
+}
+
+/// The DNAT rule of one published port, for traffic from the host itself when `from_host` (the
+/// loopback addresses left out); `None` when its host address and endpoint address are of
+/// different families (the driver never asks for that).
+fn dnat_rule(port: &PublishedPort, from_host: bool) -> Option<String> {
+    let family = Family::of(&port.endpoint_ip);
+    let to = match port.endpoint_ip {
+        IpAddr::V4(ip) => format!("{ip}:{}", port.endpoint_port),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", port.endpoint_port),
+    };
+    let destination = match port.host_ip {
+        Some(host) if Family::of(&host) != family => return None,
+        Some(host) => format!("{} daddr {host}", family.payload()),
+        None => {
+            let loopback = match family {
+                Family::V4 => " ip daddr != 127.0.0.0/8",
+                Family::V6 => " ip6 daddr != ::1",
+            };
+            format!(
+                "meta nfproto {} fib daddr type local{}",
+                family.nfproto(),
+                if from_host { loopback } else { "" }
+            )
+        }
+    };
+    Some(format!(
+        "{destination} meta l4proto {} th dport {} dnat {} to {to}",
+        port.protocol,
+        port.host_port,
+        family.payload()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(host_ip: Option<&str>, endpoint_ip: &str) -> PublishedPort {
+        PublishedPort {
+            protocol: 6,
+            host_ip: host_ip.map(|ip| ip.parse().unwrap()),
+            host_port: 8080,
+            endpoint_ip: endpoint_ip.parse().unwrap(),
+            endpoint_port: 80,
+        }
+    }
+
+    #[test]
+    fn dnat_rules_per_family_and_host_address() {
+        assert_eq!(
+            dnat_rule(&port(None, "fd00::5"), true).unwrap(),
+            "meta nfproto ipv6 fib daddr type local ip6 daddr != ::1 meta l4proto 6 th dport 8080 \
+             dnat ip6 to [fd00::5]:80"
+        );
+        assert_eq!(
+            dnat_rule(&port(Some("10.0.0.1"), "10.65.0.5"), true).unwrap(),
+            "ip daddr 10.0.0.1 meta l4proto 6 th dport 8080 dnat ip to 10.65.0.5:80"
+        );
+        assert_eq!(dnat_rule(&port(Some("10.0.0.1"), "fd00::5"), false), None);
+    }
+
+    #[test]
+    fn each_published_endpoint_gets_one_hairpin_rule_before_nat_outgoing() {
+        let mut desired = Desired::default();
+        desired.published.insert(
+            "cali1".into(),
+            vec![port(None, "10.65.0.5"), port(Some("10.0.0.1"), "10.65.0.5")],
+        );
+        let [prerouting, output, postrouting] = nat_chains(&desired);
+        assert_eq!(prerouting.rules.len(), 2);
+        assert_eq!(output.rules.len(), 2);
+        assert_eq!(
+            postrouting.rules[0],
+            "ct status dnat ip saddr 10.65.0.5 ip daddr 10.65.0.5 masquerade"
+        );
+        assert_eq!(postrouting.rules.len(), 3);
+    }
 }

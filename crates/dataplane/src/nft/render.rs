@@ -14,7 +14,8 @@
 //! 3. [`write_rule_chains`]: changed policy and profile chains (`add chain`, `flush chain`,
 //!    `add rule`…);
 //! 4. [`write_endpoint_chains`]: changed endpoint chains;
-//! 5. [`write_dispatch`]: their verdict-map elements;
+//! 5. [`write_dispatch`]: their verdict-map elements, and [`write_nat`]: the nat chains,
+//!    rewritten whole when the published ports changed;
 //! 6. [`remove_endpoints`]: removed endpoints' map elements and chains, 7. [`remove_rule_chains`]:
 //!    removed policy and profile chains, 8. [`remove_sets`]: removed sets — deletions come
 //!    last, once nothing refers to them.
@@ -36,8 +37,8 @@ use std::net::IpAddr;
 use calico_calc::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Rules};
 
 use super::layout::{
-    endpoint_chains, layout, map_elements, policy_chains, pool_element, pool_sets, profile_chains,
-    set_pair, Chain, Map, FROM_MAP, TO_MAP,
+    endpoint_chains, layout, map_elements, nat_chains, policy_chains, pool_element, pool_sets,
+    profile_chains, set_pair, Chain, Map, FROM_MAP, TO_MAP,
 };
 use super::names::{rule_tag, usable_interface};
 use super::rule::{referenced_sets, Family};
@@ -102,6 +103,9 @@ pub fn render_changes(desired: &Desired, changes: &Changes) -> String {
     write_rule_chains(&mut tx, desired, &policies_written, &profiles_written);
     write_endpoint_chains(&mut tx, &endpoints);
     write_dispatch(&mut tx, &endpoints);
+    if changes.published_changed {
+        write_nat(&mut tx, desired);
+    }
     remove_endpoints(&mut tx, &endpoints_removed(desired, changes));
     remove_rule_chains(
         &mut tx,
@@ -396,6 +400,13 @@ fn update_pools(tx: &mut String, desired: &Desired) {
     }
 }
 
+/// Step 5, continued: the nat chains (published ports' DNAT, hairpin, nat-outgoing), rules replaced.
+fn write_nat(tx: &mut String, desired: &Desired) {
+    for chain in nat_chains(desired) {
+        replace_chain(tx, &chain);
+    }
+}
+
 /// `<body> comment "<tag>"`.
 fn tagged(body: &str) -> String {
     format!("{body} comment \"{}\"", rule_tag(body))
@@ -502,7 +513,9 @@ fn map_block(out: &mut String, map: &Map) {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use calico_calc::desired::{Action, LocalEndpoint, Pool, PortRange, Rule, Rules};
+    use calico_calc::desired::{
+        Action, LocalEndpoint, Pool, PortRange, PublishedPort, Rule, Rules,
+    };
 
     use super::*;
 
@@ -576,6 +589,16 @@ mod tests {
                     },
                 ),
             ]),
+            published: BTreeMap::from([(
+                "calib".into(),
+                vec![PublishedPort {
+                    protocol: 6,
+                    host_ip: None,
+                    host_port: 8080,
+                    endpoint_ip: "10.65.0.2".parse().unwrap(),
+                    endpoint_port: 80,
+                }],
+            )]),
         }
     }
 
@@ -612,6 +635,16 @@ mod tests {
                 nat_outgoing: false,
             },
         );
+        d.published.insert(
+            "calic".into(),
+            vec![PublishedPort {
+                protocol: 17,
+                host_ip: Some("10.10.0.11".parse().unwrap()),
+                host_port: 53,
+                endpoint_ip: "10.65.0.3".parse().unwrap(),
+                endpoint_port: 5353,
+            }],
+        );
         let changes = Changes {
             sets_created: BTreeSet::from(["s:backend".into()]),
             sets_deleted: BTreeSet::from([SEL.into()]),
@@ -633,6 +666,7 @@ mod tests {
             endpoints_changed: BTreeSet::from(["calic".into()]),
             endpoints_removed: BTreeSet::from(["calia".into()]),
             pools_changed: true,
+            published_changed: true,
             ..Changes::default()
         };
         (d, changes)

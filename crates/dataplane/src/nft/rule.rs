@@ -13,6 +13,8 @@
 //! Lists are OR-ed inside one match (anonymous sets) and matches are AND-ed. Ports without a
 //! protocol are restricted to the protocols that have ports (tcp, udp, sctp, udplite).
 
+use std::net::IpAddr;
+
 use calico_calc::desired::{IcmpMatch, PortRange, ProtocolNumber, Rule, SideMatch};
 use ipnet::IpNet;
 
@@ -79,6 +81,14 @@ impl Family {
         match self {
             Family::V4 => format!("{base}4"),
             Family::V6 => format!("{base}6"),
+        }
+    }
+
+    /// The family of `ip`.
+    pub(crate) fn of(ip: &IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
         }
     }
 

@@ -2,20 +2,25 @@
 //! endpoints), hands each change to its consumers ([`feed`]: the calculation graph, the DNS
 //! name table), and programs the [`PolicyDataplane`] with only what changed. Nothing is written
 //! before the first complete listing; on start, a dataplane that already matches is left
-//! untouched. A failed apply or a lost watch starts it over from a new listing.
+//! untouched. A failed apply or a lost watch starts it over from a new listing. The ports
+//! published to local endpoints come from the plugin driver instead ([`Published`]), and are
+//! given to the graph again after every listing.
 
 pub mod feed;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use calico_calc::desired::PublishedPort;
 use calico_calc::CalcGraph;
 use calico_dataplane::PolicyDataplane;
 use calico_store::keys::RESOURCES_PREFIX;
 use calico_store::{Datastore, Watch, WatchEvent};
+use tokio::sync::watch;
 use tracing::{info, instrument, warn};
 
 use feed::{decode_event, decode_put, Consumer, Dispatcher, GraphFeed, Relisting, SyncStatus};
@@ -25,10 +30,15 @@ const BATCH: usize = 256;
 /// How long the agent waits before starting over after an error.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
+/// The ports published to this host's endpoints, by host interface (what the plugin driver
+/// was asked for with `docker run -p`).
+pub type Published = BTreeMap<String, Vec<PublishedPort>>;
+
 /// Follows the datastore and keeps this host's policy dataplane in line with it.
 pub struct Agent<D> {
     ds: Arc<dyn Datastore>,
     dataplane: D,
+    published: watch::Receiver<Published>,
     feeds: Dispatcher,
     resync_interval: Duration,
     restart_delay: Duration,
@@ -55,17 +65,19 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl<D: PolicyDataplane> Agent<D> {
-    /// An agent for `node` reading `ds` and programming `dataplane`, which it reads back every
-    /// `resync_interval` to repair drift.
+    /// An agent for `node` reading `ds` and `published` and programming `dataplane`, which it
+    /// reads back every `resync_interval` to repair drift.
     pub fn new(
         node: &str,
         ds: Arc<dyn Datastore>,
+        published: watch::Receiver<Published>,
         dataplane: D,
         resync_interval: Duration,
     ) -> Self {
         Agent {
             ds,
             dataplane,
+            published,
             feeds: Dispatcher::new(GraphFeed::new(node)),
             resync_interval,
             restart_delay: RESTART_DELAY,
@@ -103,6 +115,7 @@ impl<D: PolicyDataplane> Agent<D> {
         let updates: Vec<_> = listing.items.iter().filter_map(decode_put).collect();
         self.feeds.updates(updates);
         self.feeds.status(SyncStatus::InSync);
+        self.give_published();
         let graph = self.feeds.graph();
         graph.take_changes();
         self.full_sync(Why::Listed)?;
@@ -124,6 +137,10 @@ impl<D: PolicyDataplane> Agent<D> {
                     }
                 }
                 _ = resync.tick() => self.full_sync(Why::DriftCheck)?,
+                () = published_changed(&mut self.published) => {
+                    self.give_published();
+                    self.apply_changes()?;
+                }
             }
         }
     }
@@ -149,6 +166,25 @@ impl<D: PolicyDataplane> Agent<D> {
         self.feeds.updates(updates);
         self.apply_changes()?;
         Ok(None)
+    }
+
+    /// Gives the graph the published ports as they are now.
+    fn give_published(&mut self) {
+        let published = self.published.borrow_and_update().clone();
+        let graph = self.feeds.graph();
+        let gone: Vec<String> = graph
+            .desired()
+            .published
+            .keys()
+            .filter(|iface| !published.contains_key(*iface))
+            .cloned()
+            .collect();
+        for iface in gone {
+            graph.set_published(&iface, Vec::new());
+        }
+        for (iface, ports) in published {
+            graph.set_published(&iface, ports);
+        }
     }
 
     /// Applies the graph's pending changes, if any.
@@ -207,5 +243,12 @@ impl<D: PolicyDataplane> Agent<D> {
             ),
             Err(e) => warn!(error = %e, "cannot check Docker's DOCKER-USER chain"),
         }
+    }
+}
+
+/// Returns when the published ports change; never, once nobody can change them any more.
+async fn published_changed(published: &mut watch::Receiver<Published>) {
+    if published.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

@@ -1,11 +1,11 @@
 //! The agent loop against a scripted datastore and a fake dataplane: batching, relisting,
-//! starting over after an apply error, drift repair.
+//! starting over after an apply error, drift repair, published ports.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use calico_calc::desired::{Changes, Desired};
+use calico_calc::desired::{Changes, Desired, PublishedPort};
 use calico_dataplane::nft::TxSize;
 use calico_dataplane::DataplaneError;
 use calico_model::{codec, Resource};
@@ -27,6 +27,9 @@ enum Call {
     },
     /// `admit_policed_traffic`.
     Admit,
+    /// The interfaces with published ports, after a `resync` or an `apply_changes` whose
+    /// report says they changed (only when there are some, or they changed).
+    Published(BTreeSet<String>),
 }
 
 /// Records every call; fails the first `failing_applies` applies; reports drift on every resync.
@@ -39,6 +42,10 @@ fn interfaces(desired: &Desired) -> BTreeSet<String> {
     desired.endpoints.keys().cloned().collect()
 }
 
+fn published(desired: &Desired) -> Call {
+    Call::Published(desired.published.keys().cloned().collect())
+}
+
 impl PolicyDataplane for FakeDataplane {
     fn apply_changes(
         &mut self,
@@ -49,7 +56,10 @@ impl PolicyDataplane for FakeDataplane {
             calls.push(Call::Apply {
                 changed: changes.endpoints_changed.len(),
                 endpoints: interfaces(desired),
-            })
+            });
+            if changes.published_changed {
+                calls.push(published(desired));
+            }
         });
         if self.failing_applies > 0 {
             self.failing_applies -= 1;
@@ -63,8 +73,12 @@ impl PolicyDataplane for FakeDataplane {
     }
 
     fn resync(&mut self, desired: &Desired) -> calico_dataplane::Result<bool> {
-        self.calls
-            .send_modify(|calls| calls.push(Call::Resync(interfaces(desired))));
+        self.calls.send_modify(|calls| {
+            calls.push(Call::Resync(interfaces(desired)));
+            if !desired.published.is_empty() {
+                calls.push(published(desired));
+            }
+        });
         Ok(true)
     }
 
@@ -199,10 +213,23 @@ fn names(ns: impl IntoIterator<Item = u32>) -> BTreeSet<String> {
 }
 
 /// Runs an agent over `rounds` until the fake dataplane's calls satisfy `done`; returns them.
+/// Nobody publishes ports.
 async fn run_until(
     rounds: Vec<Round>,
     failing_applies: usize,
     resync_interval: Duration,
+    done: impl Fn(&[Call]) -> bool,
+) -> Vec<Call> {
+    let (_, nobody) = watch::channel(Published::new());
+    run_with_ports(rounds, failing_applies, resync_interval, nobody, done).await
+}
+
+/// [`run_until`] with the published ports of `ports`.
+async fn run_with_ports(
+    rounds: Vec<Round>,
+    failing_applies: usize,
+    resync_interval: Duration,
+    ports: watch::Receiver<Published>,
     done: impl Fn(&[Call]) -> bool,
 ) -> Vec<Call> {
     let (calls, mut seen) = watch::channel(Vec::new());
@@ -214,7 +241,13 @@ async fn run_until(
         calls,
         failing_applies,
     };
-    let mut agent = Agent::new("calico-01", Arc::new(store), dataplane, resync_interval);
+    let mut agent = Agent::new(
+        "calico-01",
+        Arc::new(store),
+        ports,
+        dataplane,
+        resync_interval,
+    );
     agent.restart_delay = Duration::from_millis(10);
     let running = tokio::spawn(agent.run());
     let waited = tokio::time::timeout(Duration::from_secs(10), seen.wait_for(|c| done(c)))
@@ -329,4 +362,51 @@ async fn drift_is_checked_and_docker_user_kept_on_every_resync_tick() {
     for pair in calls.chunks_exact(2) {
         assert_eq!(pair, expected);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_ports_are_applied_and_survive_a_relist() {
+    let port = PublishedPort {
+        protocol: 6,
+        host_ip: None,
+        host_port: 8080,
+        endpoint_ip: "10.65.0.1".parse().unwrap(),
+        endpoint_port: 80,
+    };
+    let (ports, receiver) = watch::channel(Published::from([(interface(1), vec![port])]));
+    let rounds = vec![
+        Round {
+            listing: vec![profile(), stored(&endpoint(1))],
+            events: vec![WatchEvent::Relist],
+        },
+        Round {
+            listing: vec![profile(), stored(&endpoint(1))],
+            events: vec![],
+        },
+    ];
+    let sender = ports.clone();
+    let calls = run_with_ports(rounds, 0, HOUR, receiver, move |calls| {
+        let programmed = programming(calls);
+        if programmed.len() == 4 {
+            // after both listings: the driver takes the ports away
+            sender.send_replace(Published::new());
+        }
+        programmed.len() >= 6
+    })
+    .await;
+    assert_eq!(
+        programming(&calls),
+        [
+            Call::Resync(names([1])),
+            Call::Published(names([1])),
+            Call::Resync(names([1])),
+            Call::Published(names([1])),
+            Call::Apply {
+                changed: 0,
+                endpoints: names([1])
+            },
+            Call::Published(BTreeSet::new()),
+        ]
+    );
+    drop(ports);
 }
