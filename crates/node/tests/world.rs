@@ -1,6 +1,7 @@
-//! calico-node and the world beyond the cluster: nat-outgoing to the harness's outside namespace
-//! (on the fabric, with no route to any pool: it can answer a container only when the
-//! container's traffic was masqueraded to its host's address).
+//! calico-node and the world beyond the cluster, seen from the harness's outside namespace (on
+//! the fabric, with no route to any pool: it can answer a container only when the container's
+//! traffic was masqueraded to its host's address): nat-outgoing, and a DNS server that answers
+//! only its host and the host's workloads.
 //! Runs in the `e2e` nextest group (module `e2e_world`); see docs/harness.md.
 
 mod common;
@@ -56,6 +57,49 @@ mod e2e_world {
                 "- apiVersion: v1\n  kind: ipPool\n  metadata:\n    cidr: {cidr}\n  spec:\n    nat-outgoing: {nat}\n"
             )),
         );
+    }
+
+    /// `timeout 5 busybox nslookup NAME SERVER`, run by `run`: the address it printed for
+    /// NAME, if any.
+    fn lookup(
+        run: impl Fn(&[&str]) -> std::process::Output,
+        name: &str,
+        server: &str,
+    ) -> Option<String> {
+        let out = run(&["timeout", "5", "busybox", "nslookup", name, server]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let answer = text.split_once(&format!("Name:\t{name}"))?.1;
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("Address: "))
+            .map(|a| a.trim().to_string())
+    }
+
+    #[test]
+    fn dns_answers_the_host_and_its_workloads_and_nobody_outside() {
+        let cluster = common::cluster(1, Datastore::Etcd);
+        let h1 = cluster.host(1);
+        create_network(&h1, "net1", &[]);
+        run_busybox(&h1, "wa", "net1");
+        run_busybox(&h1, "wb", "net1");
+        let wa = ip_in(&h1, "wa", "net1");
+        let node = h1.ip().to_string();
+        let from_host = |args: &[&str]| h1.exec(args);
+        let from_wb = |args: &[&str]| h1.docker(&[&["exec", "wb"], args].concat());
+        for (who, run) in [
+            ("the host", &from_host as &dyn Fn(&[&str]) -> _),
+            ("wb", &from_wb),
+        ] {
+            let mut answer = None;
+            wait_until(PROGRAMMED, &format!("{who}'s query to be answered"), || {
+                answer = lookup(run, "wa.net1", &node);
+                answer.is_some()
+            });
+            assert_eq!(answer.as_deref(), Some(wa.as_str()), "answer to {who}");
+        }
+        let outside = cluster.outside();
+        assert_eq!(lookup(|args| outside.exec(args), "wa.net1", &node), None);
+        cluster.down();
     }
 
     #[test]
