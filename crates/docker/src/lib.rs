@@ -28,5 +28,6 @@ mod types;
 pub use client::{DockerClient, API_VERSION, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
 pub use error::DockerError;
 pub use types::{
-    ContainerInfo, ContainerNetwork, ContainerSummary, IpamPool, NetworkContainer, NetworkInfo,
+    ContainerInfo, ContainerNetwork, ContainerPorts, ContainerSummary, HostBinding, IpamPool,
+    NetworkContainer, NetworkInfo,
 };

@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::engine::Engine;
 use crate::types::{
-    ContainerInfo, ContainerNetwork, ContainerSummary, IpamPool, NetworkContainer, NetworkInfo,
+    ContainerInfo, ContainerNetwork, ContainerPorts, ContainerSummary, HostBinding, IpamPool,
+    NetworkContainer, NetworkInfo,
 };
 
 /// `null` or absent reads as the type's default.
@@ -149,7 +150,26 @@ pub(crate) struct Container {
     #[serde(default, deserialize_with = "nullable")]
     config: ContainerConfig,
     #[serde(default, deserialize_with = "nullable")]
+    host_config: HostConfig,
+    #[serde(default, deserialize_with = "nullable")]
     network_settings: NetworkSettings,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostConfig {
+    #[serde(default, deserialize_with = "nullable")]
+    port_bindings: BTreeMap<String, Option<Vec<PortBindingEntry>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    publish_all_ports: bool,
+}
+
+#[derive(Deserialize)]
+struct PortBindingEntry {
+    #[serde(rename = "HostIp", default, deserialize_with = "nullable")]
+    host_ip: String,
+    #[serde(rename = "HostPort", default, deserialize_with = "nullable")]
+    host_port: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -166,6 +186,8 @@ struct ContainerConfig {
     image: String,
     #[serde(default, deserialize_with = "nullable")]
     labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "nullable")]
+    exposed_ports: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Default, Deserialize)]
@@ -212,6 +234,26 @@ impl From<Container> for ContainerInfo {
                     (name, attachment)
                 })
                 .collect(),
+            ports: ContainerPorts {
+                bindings: c
+                    .host_config
+                    .port_bindings
+                    .into_iter()
+                    .map(|(port, entries)| {
+                        let entries = entries
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|e| HostBinding {
+                                host_ip: e.host_ip,
+                                host_port: e.host_port,
+                            })
+                            .collect();
+                        (port, entries)
+                    })
+                    .collect(),
+                publish_all: c.host_config.publish_all_ports,
+                exposed: c.config.exposed_ports.into_keys().collect(),
+            },
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What the client returns: the parts of Docker's network and container objects Calico uses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -72,6 +72,30 @@ pub struct ContainerInfo {
     pub running: bool,
     /// Connected networks by network name.
     pub networks: BTreeMap<String, ContainerNetwork>,
+    /// The ports the container asked to publish and expose.
+    pub ports: ContainerPorts,
+}
+
+/// What a container asked for of its ports (`HostConfig.PortBindings`,
+/// `HostConfig.PublishAllPorts`, `Config.ExposedPorts`), keyed `<port>/<protocol>` (`80/tcp`).
+/// This is the request as the user made it: a range or an empty host port is not resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerPorts {
+    /// `-p`: the host bindings of each container port.
+    pub bindings: BTreeMap<String, Vec<HostBinding>>,
+    /// `-P`: publish every exposed port.
+    pub publish_all: bool,
+    /// `--expose` and the image's `EXPOSE`.
+    pub exposed: BTreeSet<String>,
+}
+
+/// One host side of a `-p`, as Docker stores it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostBinding {
+    /// The host address; empty for all.
+    pub host_ip: String,
+    /// `8080`, a range `8000-8010`, or empty for any.
+    pub host_port: String,
 }
 
 /// A container's attachment to one network.

@@ -80,11 +80,12 @@ const CONTAINER_INSPECT: &str = r#"{
   "Name": "/workload-A",
   "RestartCount": 0,
   "Driver": "overlay2",
-  "HostConfig": {"NetworkMode": "net1", "PortBindings": {}, "Dns": []},
+  "HostConfig": {"NetworkMode": "net1", "Dns": [], "PublishAllPorts": true,
+                 "PortBindings": {"80/tcp":[{"HostIp":"","HostPort":"8080"}],"81/tcp":[{"HostIp":"","HostPort":"8000-8010"}],"9000/udp":[{"HostIp":"127.0.0.1","HostPort":"9000"}],"9001/udp":null}},
   "Mounts": [],
   "Config": {"Hostname": "8f1c0b0b1e3a", "Env": ["PATH=/bin"], "Cmd": ["/bin/sh"],
              "Image": "busybox", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
-             "OnBuild": null,
+             "OnBuild": null, "ExposedPorts": {"7000/tcp": {}, "80/tcp": {}},
              "Labels": {"org.projectcalico.label.role": "frontend", "maintainer": "me"}},
   "NetworkSettings": {
     "Bridge": "", "SandboxID": "a504e4625371", "HairpinMode": false, "Ports": {},
@@ -324,6 +325,22 @@ async fn container_inspect_decodes_docker_20_10_output() {
     assert_eq!(net1.ip, Some("192.168.1.1".parse().expect("ip")));
     assert_eq!(net1.ipv6, None);
     assert_eq!(net1.mac_address, "ee:ee:ee:ee:ee:ee");
+    let ports = &ctr.ports;
+    assert!(ports.publish_all);
+    assert_eq!(
+        ports.exposed.iter().map(String::as_str).collect::<Vec<_>>(),
+        vec!["7000/tcp", "80/tcp"]
+    );
+    assert_eq!(
+        ports.bindings["81/tcp"],
+        vec![calico_docker::HostBinding {
+            host_ip: String::new(),
+            host_port: "8000-8010".into()
+        }]
+    );
+    assert_eq!(ports.bindings["9000/udp"][0].host_ip, "127.0.0.1");
+    assert!(ports.bindings["9001/udp"].is_empty(), "null reads as none");
+    assert_eq!(ports.bindings.len(), 4);
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! - [`Driver`]: Calico's behaviour per call: routed `/32` endpoints on `cali*` veths behind
 //!   the fake gateway `169.254.1.1`, one profile per network (named after it), workload
 //!   endpoints in the Calico datastore, addresses from Calico IPAM.
-//! - [`AddressAllocator`], [`DockerApi`], [`HostLinks`]: what the driver needs from outside
+//! - [`AddressAllocator`], [`DockerApi`], [`HostLinks`], [`PortPublisher`]: what the driver
+//!   needs from outside
 //!   (calico-node implements them; [`DockerApi`] is implemented here for
 //!   [`calico_docker::DockerClient`]).
 //! - [`serve`]: the HTTP server on `calico.sock` and `calico-ipam.sock`.
@@ -15,11 +16,12 @@
 //! #     store: calico_store::resources::ResourceStore,
 //! #     ipam: Arc<dyn calico_libnetwork::AddressAllocator>,
 //! #     links: Arc<dyn calico_libnetwork::HostLinks>,
+//! #     ports: Arc<dyn calico_libnetwork::PortPublisher>,
 //! # ) -> anyhow::Result<()> {
 //! use calico_libnetwork::{serve, Driver, DriverConfig, DEFAULT_PLUGIN_DIR};
 //!
 //! let docker = Arc::new(calico_docker::DockerClient::from_env()?);
-//! let driver = Driver::new(DriverConfig::from_env("host1")?, store, ipam, docker, links);
+//! let driver = Driver::new(DriverConfig::from_env("host1")?, store, ipam, docker, links, ports);
 //! let server = serve(DEFAULT_PLUGIN_DIR, driver.clone())?;
 //! tokio::signal::ctrl_c().await?;
 //! server.shutdown().await;
@@ -37,8 +39,12 @@ mod traits;
 pub mod wire;
 
 pub use driver::{
-    ConfigError, Driver, DriverConfig, DriverError, ExistingEndpoint, Scope, CREATE_PROFILES_ENV,
-    IFPREFIX_ENV, LABEL_ENDPOINTS_ENV, LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
+    requested_ports, AdoptError, ConfigError, Driver, DriverConfig, DriverError, ExistingEndpoint,
+    PortError, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV, LABEL_ENDPOINTS_ENV,
+    LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
 };
 pub use server::{serve, Server, ServerError, DEFAULT_PLUGIN_DIR, IPAM_SOCKET, NETWORK_SOCKET};
-pub use traits::{AddressAllocator, AllocError, ContainerRef, DockerApi, HostLinks, SourceError};
+pub use traits::{
+    AddressAllocator, AllocError, ContainerRef, DockerApi, HostLinks, PortPublisher, PublishedPort,
+    SourceError,
+};

@@ -1,5 +1,5 @@
-//! What the driver needs from outside, as narrow traits: Calico IPAM, the Docker API and the
-//! host's links. calico-node provides the real implementations; tests use fakes. Their errors
+//! What the driver needs from outside, as narrow traits: Calico IPAM, the Docker API, the
+//! host's links and the host's published ports (`docker run -p`). calico-node provides the real implementations; tests use fakes. Their errors
 //! keep their cause ([`SourceError`]); the text Docker shows is made from them in one place,
 //! [`crate::DriverError`].
 
@@ -82,4 +82,31 @@ pub trait HostLinks: Send + Sync {
     /// The IPv6 link-local address of `host_if`, used as the container's IPv6 gateway;
     /// `None` while the interface has none.
     async fn ipv6_link_local(&self, host_if: &str) -> Result<Option<Ipv6Addr>, SourceError>;
+}
+
+/// One host port DNATed to a container port.
+///
+/// `host_ip` `None` means every address of the host in the family of `container_ip`; an
+/// address means that one only (it is always of the same family as `container_ip`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublishedPort {
+    /// IANA protocol number: 6 (TCP), 17 (UDP) or 132 (SCTP).
+    pub protocol: u8,
+    /// The host address the port is published on; `None`: all of them.
+    pub host_ip: Option<IpAddr>,
+    /// The host port (1-65535).
+    pub host_port: u16,
+    /// The endpoint's own address the traffic goes to.
+    pub container_ip: IpAddr,
+    /// The container port (1-65535).
+    pub container_port: u16,
+}
+
+/// The host's published ports (`docker run -p`), one endpoint at a time. The driver decides
+/// the bindings (validation, host port choice, conflicts); an implementation only programs
+/// them.
+#[async_trait]
+pub trait PortPublisher: Send + Sync {
+    /// Makes `ports` the published ports of the endpoint on host interface `host_if` (an empty list: none).
+    async fn publish(&self, host_if: &str, ports: &[PublishedPort]) -> Result<(), SourceError>;
 }

@@ -286,12 +286,40 @@ pub struct EndpointRequest {
     pub endpoint_id: DockerId,
 }
 
-/// `NetworkDriver.EndpointOperInfo` reply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `NetworkDriver.EndpointOperInfo` reply (moby's remote `EndpointInfoResponse`,
+/// `{"Value": map[string]interface{}}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointOperInfoResponse {
-    /// Operational data shown by `docker network inspect` (none for Calico).
+    /// The endpoint's operational data, keyed as moby's bridge driver keys it.
     #[serde(rename = "Value")]
-    pub value: Map<String, Value>,
+    pub value: EndpointOperInfo,
+}
+
+/// The operational data of an endpoint: what moby's bridge driver returns from
+/// `EndpointOperInfo` (`netlabel.PortMap`, `netlabel.ExposedPorts`), each left out while
+/// empty (as the recorded replies of dockerd 20.10 and 28 had them for containers without
+/// ports).
+///
+/// dockerd 20.10 and 28 fill a container's `NetworkSettings.Ports` (`docker port`) from this
+/// only when the values are Go `[]types.PortBinding` and `[]types.TransportPort`, which only
+/// in-process drivers can return: through the remote protocol they arrive as generic JSON and
+/// dockerd skips them. The reply is still the bridge's, for whoever reads it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointOperInfo {
+    /// The bindings made, with the host ports chosen.
+    #[serde(
+        rename = "com.docker.network.portmap",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub port_map: Vec<PortBinding>,
+    /// The exposed ports, as Docker listed them.
+    #[serde(
+        rename = "com.docker.network.endpoint.exposedports",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exposed_ports: Vec<TransportPort>,
 }
 
 /// `NetworkDriver.Join` request.
@@ -388,6 +416,106 @@ pub struct ProgramExternalConnectivityRequest {
     /// Exposed ports and port map.
     #[serde(rename = "Options", default, deserialize_with = "nullable")]
     pub options: Map<String, Value>,
+}
+
+/// The `ProgramExternalConnectivity` option listing the port bindings asked for (`-p`, `-P`).
+pub const PORT_MAP_OPTION: &str = "com.docker.network.portmap";
+/// The `ProgramExternalConnectivity` option listing the exposed ports (`--expose`, the image's
+/// `EXPOSE`, and every published port).
+pub const EXPOSED_PORTS_OPTION: &str = "com.docker.network.endpoint.exposedports";
+
+/// One port binding, libnetwork's `types.PortBinding`. In a request: `HostPort` 0 (and
+/// `HostPortEnd` 0) asks for any free port (`-P`, `-p 80`), `HostPort`..`HostPortEnd` for the
+/// first free one of a range (`-p 8000-8010:80`), and `HostIP` "" for every host address. In
+/// a reply: `IP` is the container's address and `HostPortEnd` equals the chosen `HostPort`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// IANA protocol number: 6 TCP, 17 UDP, 132 SCTP.
+    #[serde(rename = "Proto", default, deserialize_with = "nullable")]
+    pub proto: u8,
+    /// The container's address (empty in requests).
+    #[serde(rename = "IP", default, deserialize_with = "nullable")]
+    pub ip: String,
+    /// The container port.
+    #[serde(rename = "Port", default, deserialize_with = "nullable")]
+    pub port: u16,
+    /// The host address; empty for all of them.
+    #[serde(rename = "HostIP", default, deserialize_with = "nullable")]
+    pub host_ip: String,
+    /// The host port, or the first of a range; 0 for any.
+    #[serde(rename = "HostPort", default, deserialize_with = "nullable")]
+    pub host_port: u16,
+    /// The last host port of the range; 0 for "the same as `HostPort`".
+    #[serde(rename = "HostPortEnd", default, deserialize_with = "nullable")]
+    pub host_port_end: u16,
+}
+
+/// An exposed port, libnetwork's `types.TransportPort`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportPort {
+    /// IANA protocol number.
+    #[serde(rename = "Proto", default, deserialize_with = "nullable")]
+    pub proto: u8,
+    /// The container port.
+    #[serde(rename = "Port", default, deserialize_with = "nullable")]
+    pub port: u16,
+}
+
+/// The port options of a `ProgramExternalConnectivity` request; absent or `null` options
+/// read as empty lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortOptions {
+    /// [`PORT_MAP_OPTION`].
+    pub port_map: Vec<PortBinding>,
+    /// [`EXPOSED_PORTS_OPTION`].
+    pub exposed_ports: Vec<TransportPort>,
+}
+
+/// A port option that is not what Docker sends.
+#[derive(Debug, thiserror::Error)]
+#[error("option {option} is not {expected}: {source}")]
+pub struct PortOptionError {
+    /// The option's key.
+    pub option: &'static str,
+    /// What it should be.
+    pub expected: &'static str,
+    /// Why it is not.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl PortOptions {
+    /// Reads [`PORT_MAP_OPTION`] and [`EXPOSED_PORTS_OPTION`] from `options`, ignoring every
+    /// other option.
+    pub fn from_options(options: &Map<String, Value>) -> Result<Self, PortOptionError> {
+        Ok(PortOptions {
+            port_map: list_option(
+                options,
+                PORT_MAP_OPTION,
+                "a list of port bindings {Proto, IP, Port, HostIP, HostPort, HostPortEnd}",
+            )?,
+            exposed_ports: list_option(
+                options,
+                EXPOSED_PORTS_OPTION,
+                "a list of ports {Proto, Port}",
+            )?,
+        })
+    }
+}
+
+fn list_option<T: serde::de::DeserializeOwned>(
+    options: &Map<String, Value>,
+    option: &'static str,
+    expected: &'static str,
+) -> Result<Vec<T>, PortOptionError> {
+    match options.get(option) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(value) => Vec::<T>::deserialize(value).map_err(|source| PortOptionError {
+            option,
+            expected,
+            source,
+        }),
+    }
 }
 
 /// `NetworkDriver.AllocateNetwork` request (swarm mode).

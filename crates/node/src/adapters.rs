@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
 use calico_ipam::{Ipam, IpamError};
-use calico_libnetwork::{AddressAllocator, AllocError, HostLinks, SourceError};
+use calico_libnetwork::{
+    AddressAllocator, AllocError, HostLinks, PortPublisher, PublishedPort, SourceError,
+};
 use calico_model::{Cidr, Kind, Resource};
 use calico_store::resources::{Filter, ResourceStore};
 use ipnet::IpNet;
@@ -95,5 +97,19 @@ impl HostLinks for NetlinkLinks {
              address of {host_if}"
         )
         .into())
+    }
+}
+
+/// Published ports before the dataplane programs them: refuses any, accepts none.
+pub struct NoPorts;
+
+#[async_trait]
+impl PortPublisher for NoPorts {
+    async fn publish(&self, _host_if: &str, ports: &[PublishedPort]) -> Result<(), SourceError> {
+        if ports.is_empty() {
+            Ok(())
+        } else {
+            Err("published ports are not wired to the dataplane yet".into())
+        }
     }
 }

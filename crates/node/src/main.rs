@@ -92,6 +92,7 @@ async fn run() -> Result<()> {
         Arc::new(NetlinkLinks {
             netlink: netlink.clone(),
         }),
+        Arc::new(adapters::NoPorts),
     );
     let server =
         calico_libnetwork::serve(&config.plugin_dir, driver.clone()).with_context(|| {

@@ -1,8 +1,11 @@
 //! [`DriverConfig`]: the driver's settings, with Calico's environment variables.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
+
+use super::ports::{parse_port_range, DOCKER_FALLBACK_EPHEMERAL};
 
 /// The scope the network driver reports to Docker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +72,9 @@ pub const IFPREFIX_ENV: &str = "CALICO_LIBNETWORK_IFPREFIX";
 pub const VETH_MTU_ENV: &str = "CALICO_LIBNETWORK_VETH_MTU";
 /// `local` or `global`: the scope reported to Docker.
 pub const SCOPE_ENV: &str = "CALICO_LIBNETWORK_SCOPE";
+/// Where Docker's port allocator (and [`DriverConfig::from_env`]) reads the range of "any
+/// free port".
+const KERNEL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
 /// How the driver behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,11 +97,14 @@ pub struct DriverConfig {
     pub veth_mtu: Option<u32>,
     /// The scope reported to Docker.
     pub scope: Scope,
+    /// Where a published port asked for as "any" (`-P`, `-p 80`) is taken from.
+    pub ephemeral_ports: RangeInclusive<u16>,
 }
 
 impl DriverConfig {
     /// The defaults, for node `node`: profiles on, labels off, 5 s poll timeouts every 50 ms,
-    /// prefix `cali`, kernel MTU, `local` scope.
+    /// prefix `cali`, kernel MTU, `local` scope, "any" published ports from 49153-65535
+    /// (Docker's range when it cannot read the kernel's).
     pub fn new(node: impl Into<String>) -> Self {
         DriverConfig {
             node: node.into(),
@@ -107,12 +116,28 @@ impl DriverConfig {
             container_ifprefix: "cali".to_owned(),
             veth_mtu: None,
             scope: Scope::Local,
+            ephemeral_ports: DOCKER_FALLBACK_EPHEMERAL,
         }
     }
 
-    /// The defaults overridden by the `CALICO_LIBNETWORK_*` variables of this process.
+    /// The defaults overridden by the `CALICO_LIBNETWORK_*` variables of this process, with
+    /// "any" published ports from the kernel's `ip_local_port_range`, as Docker takes them.
     pub fn from_env(node: impl Into<String>) -> Result<Self, ConfigError> {
-        Self::from_lookup(node, |name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(node, |name| std::env::var(name).ok())?;
+        match std::fs::read_to_string(KERNEL_PORT_RANGE) {
+            Ok(text) => match parse_port_range(&text) {
+                Some(range) => config.ephemeral_ports = range,
+                None => tracing::warn!(
+                    path = KERNEL_PORT_RANGE,
+                    text,
+                    "not a port range; published ports asked for as any come from 49153-65535"
+                ),
+            },
+            Err(e) => {
+                tracing::warn!(path = KERNEL_PORT_RANGE, error = %e, "published ports asked for as any come from 49153-65535")
+            }
+        }
+        Ok(config)
     }
 
     /// Like [`DriverConfig::from_env`], reading variables through `lookup`.

@@ -45,14 +45,33 @@ pub enum DriverError {
         #[source]
         source: SourceError,
     },
-    /// `Join` of an endpoint this process saw no `CreateEndpoint` for.
+    /// `Join` or `ProgramExternalConnectivity` of an endpoint this process saw no
+    /// `CreateEndpoint` for.
     #[error(
         "Endpoint {endpoint_id} was not created through this plugin process: \
-         CreateEndpoint must come before Join"
+         CreateEndpoint must come before {call}"
     )]
     EndpointNotCreated {
         /// The endpoint ID.
         endpoint_id: String,
+        /// The call: `Join` or `ProgramExternalConnectivity`.
+        call: &'static str,
+    },
+    /// `ProgramExternalConnectivity` with a port option that is not what Docker sends.
+    #[error("ProgramExternalConnectivity: {0}")]
+    PortOptions(#[source] crate::wire::PortOptionError),
+    /// `ProgramExternalConnectivity` asking for bindings that cannot be made (moby's text for
+    /// a port in use).
+    #[error("{0}")]
+    Ports(#[source] super::PortError),
+    /// The published ports could not be programmed (or removed).
+    #[error("Port publishing error, hostInterfaceName={host_if}: {source}")]
+    Publish {
+        /// Host-side name of the endpoint's interface.
+        host_if: String,
+        /// What went wrong.
+        #[source]
+        source: SourceError,
     },
     /// `Leave` or `DeleteEndpoint` of an endpoint neither this process nor the datastore knows.
     #[error(

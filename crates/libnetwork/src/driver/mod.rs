@@ -10,6 +10,7 @@ mod engine;
 mod error;
 mod ipam;
 mod network;
+mod ports;
 mod resources;
 
 use std::collections::HashMap;
@@ -22,14 +23,16 @@ use ipnet::IpNet;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-pub use adopt::ExistingEndpoint;
+pub use adopt::{requested_ports, AdoptError, ExistingEndpoint};
 pub use config::{
     ConfigError, DriverConfig, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV, LABEL_ENDPOINTS_ENV,
     LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
 };
 pub use error::DriverError;
+pub use ports::PortError;
 
-use crate::traits::{AddressAllocator, DockerApi, HostLinks, SourceError};
+use crate::traits::{AddressAllocator, DockerApi, HostLinks, PortPublisher, SourceError};
+use crate::wire::TransportPort;
 use calico_model::endpoint_naming::DockerId;
 
 /// Calico's libnetwork driver. Cheap to clone; clones share all state.
@@ -44,6 +47,7 @@ struct Inner {
     ipam: Arc<dyn AddressAllocator>,
     docker: Arc<dyn DockerApi>,
     links: Arc<dyn HostLinks>,
+    ports: Arc<dyn PortPublisher>,
     /// Endpoints created through this process and not deleted since.
     endpoints: tokio::sync::Mutex<HashMap<DockerId, EndpointState>>,
     /// Network names Docker has told us, by network ID (IDs survive dockerd restarts, when
@@ -72,16 +76,27 @@ struct EndpointState {
     record: EndpointRecord,
     /// The task writing the workload endpoint after `Join`.
     writer: Option<AbortHandle>,
+    /// What `ProgramExternalConnectivity` (or adoption) published; `None` before it and
+    /// after `RevokeExternalConnectivity`.
+    ports: Option<EndpointPorts>,
+}
+
+/// An endpoint's published ports.
+#[derive(Clone, Debug)]
+struct EndpointPorts {
+    decision: ports::Decision,
+    exposed: Vec<TransportPort>,
 }
 
 impl Driver {
-    /// A driver writing to `store` for node `config.node`.
+    /// A driver writing to `store` for node `config.node`, publishing ports through `ports`.
     pub fn new(
         config: DriverConfig,
         store: ResourceStore,
         ipam: Arc<dyn AddressAllocator>,
         docker: Arc<dyn DockerApi>,
         links: Arc<dyn HostLinks>,
+        ports: Arc<dyn PortPublisher>,
     ) -> Self {
         Driver {
             inner: Arc::new(Inner {
@@ -90,6 +105,7 @@ impl Driver {
                 ipam,
                 docker,
                 links,
+                ports,
                 endpoints: tokio::sync::Mutex::new(HashMap::new()),
                 network_names: Mutex::new(HashMap::new()),
                 background: Mutex::new(JoinSet::new()),

@@ -1,5 +1,6 @@
 //! The `NetworkDriver` calls.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::PoisonError;
 
@@ -13,16 +14,20 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 use tracing::{instrument, Instrument};
 
+use super::ports::{self, Targets};
 use super::resources::{default_profile, workload_endpoint};
-use super::{poll, Driver, DriverError, EndpointRecord, EndpointState};
+use super::{poll, Driver, DriverError, EndpointPorts, EndpointRecord, EndpointState};
 use crate::traits::SourceError;
 use crate::wire::{
     AllocateNetworkRequest, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
-    CreateNetworkRequest, DiscoveryNotification, Empty, EndpointInterfaceReply,
+    CreateNetworkRequest, DiscoveryNotification, Empty, EndpointInterfaceReply, EndpointOperInfo,
     EndpointOperInfoResponse, EndpointRequest, InterfaceName, JoinRequest, JoinResponse,
-    NetworkRequest, ProgramExternalConnectivityRequest, StaticRoute, GLOBAL_ADDRESS_SPACE,
-    LOCAL_ADDRESS_SPACE, ROUTE_CONNECTED, SENTINEL_GATEWAY_V4,
+    NetworkRequest, PortBinding, PortOptions, ProgramExternalConnectivityRequest, StaticRoute,
+    TransportPort, GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, ROUTE_CONNECTED, SENTINEL_GATEWAY_V4,
 };
+
+/// The driver's endpoints, as its lock guards them.
+pub(super) type Endpoints = HashMap<DockerId, EndpointState>;
 
 /// How long `CreateEndpoint` waits for Docker to name the network (see `network_name_now`).
 const DOCKER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -163,6 +168,7 @@ impl Driver {
         let state = EndpointState {
             record,
             writer: None,
+            ports: None,
         };
         let replaced = self
             .inner
@@ -176,22 +182,40 @@ impl Driver {
         Ok(CreateEndpointResponse { interface: reply })
     }
 
-    /// `NetworkDriver.EndpointOperInfo`: no operational data.
+    /// `NetworkDriver.EndpointOperInfo`: the port bindings made (with the host ports chosen)
+    /// and the exposed ports, once `ProgramExternalConnectivity` has been called; nothing
+    /// before or after `RevokeExternalConnectivity`.
     #[instrument(name = "NetworkDriver.EndpointOperInfo", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
     pub async fn endpoint_oper_info(
         &self,
         req: EndpointRequest,
     ) -> Result<EndpointOperInfoResponse, DriverError> {
-        Ok(EndpointOperInfoResponse::default())
+        let endpoints = self.inner.endpoints.lock().await;
+        let value = match endpoints
+            .get(&req.endpoint_id)
+            .and_then(|s| s.ports.as_ref())
+        {
+            Some(ports) => EndpointOperInfo {
+                port_map: ports.decision.reported.clone(),
+                exposed_ports: ports.exposed.clone(),
+            },
+            None => EndpointOperInfo::default(),
+        };
+        Ok(EndpointOperInfoResponse { value })
     }
 
-    /// `NetworkDriver.DeleteEndpoint`: forgets the endpoint and deletes its workload endpoint.
+    /// `NetworkDriver.DeleteEndpoint`: takes its published ports away, forgets the endpoint and
+    /// deletes its workload endpoint.
     #[instrument(name = "NetworkDriver.DeleteEndpoint", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
     pub async fn delete_endpoint(&self, req: EndpointRequest) -> Result<Empty, DriverError> {
         let id = &req.endpoint_id;
         // Once the entry is gone the writer can no longer write (it checks under the same
         // lock); aborting it only ends its polling early.
-        let forgotten = self.inner.endpoints.lock().await.remove(id);
+        let forgotten = {
+            let mut endpoints = self.inner.endpoints.lock().await;
+            self.unpublish(&mut endpoints, id).await?;
+            endpoints.remove(id)
+        };
         if let Some(writer) = forgotten.as_ref().and_then(|state| state.writer.as_ref()) {
             writer.abort();
         }
@@ -230,6 +254,7 @@ impl Driver {
             .map(|state| state.record.clone())
             .ok_or_else(|| DriverError::EndpointNotCreated {
                 endpoint_id: id.to_string(),
+                call: "Join",
             })?;
         let (host_if, temp_if) = (host_interface(id), temp_interface(id));
         let links = &self.inner.links;
@@ -275,17 +300,18 @@ impl Driver {
         Ok(reply)
     }
 
-    /// `NetworkDriver.Leave`: removes the host interface and the routes to the endpoint.
+    /// `NetworkDriver.Leave`: takes the endpoint's published ports away and removes the host
+    /// interface and the routes to the endpoint.
     #[instrument(name = "NetworkDriver.Leave", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
     pub async fn leave(&self, req: EndpointRequest) -> Result<Empty, DriverError> {
         let id = &req.endpoint_id;
-        let known = self
-            .inner
-            .endpoints
-            .lock()
-            .await
-            .get(id)
-            .map(|state| (host_interface(id), state.record.addrs.clone()));
+        let known = {
+            let mut endpoints = self.inner.endpoints.lock().await;
+            self.unpublish(&mut endpoints, id).await?;
+            endpoints
+                .get(id)
+                .map(|state| (host_interface(id), state.record.addrs.clone()))
+        };
         // After a plugin restart only the stored workload endpoint knows the endpoint.
         let (host_if, addrs) = match known {
             Some(known) => known,
@@ -319,21 +345,42 @@ impl Driver {
         Ok(Empty {})
     }
 
-    /// `NetworkDriver.ProgramExternalConnectivity`: nothing (no `-p` port publishing).
+    /// `NetworkDriver.ProgramExternalConnectivity`: publishes the ports of `-p` and `-P`
+    /// (see the `ports` module): decides every binding, refusing the whole request on a
+    /// malformed or conflicting one, hands them to the [`crate::PortPublisher`] and records
+    /// them for `EndpointOperInfo` once it has published them. Bindings for an endpoint this
+    /// process does not know are refused; no bindings are accepted.
     #[instrument(name = "NetworkDriver.ProgramExternalConnectivity", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
     pub async fn program_external_connectivity(
         &self,
         req: ProgramExternalConnectivityRequest,
     ) -> Result<Empty, DriverError> {
+        let options = PortOptions::from_options(&req.options).map_err(DriverError::PortOptions)?;
+        let id = &req.endpoint_id;
+        let mut endpoints = self.inner.endpoints.lock().await;
+        if !endpoints.contains_key(id) {
+            if options.port_map.is_empty() {
+                // Nothing to publish, so nothing to refuse.
+                return Ok(Empty {});
+            }
+            return Err(DriverError::EndpointNotCreated {
+                endpoint_id: id.to_string(),
+                call: "ProgramExternalConnectivity",
+            });
+        }
+        self.publish(&mut endpoints, id, &options.port_map, options.exposed_ports)
+            .await?;
         Ok(Empty {})
     }
 
-    /// `NetworkDriver.RevokeExternalConnectivity`: nothing.
+    /// `NetworkDriver.RevokeExternalConnectivity`: takes the endpoint's published ports away.
     #[instrument(name = "NetworkDriver.RevokeExternalConnectivity", skip_all, fields(network_id = %req.network_id, endpoint_id = %req.endpoint_id))]
     pub async fn revoke_external_connectivity(
         &self,
         req: EndpointRequest,
     ) -> Result<Empty, DriverError> {
+        let mut endpoints = self.inner.endpoints.lock().await;
+        self.unpublish(&mut endpoints, &req.endpoint_id).await?;
         Ok(Empty {})
     }
 
@@ -350,6 +397,70 @@ impl Driver {
     #[instrument(name = "NetworkDriver.FreeNetwork", skip_all, fields(network_id = %req.network_id))]
     pub async fn free_network(&self, req: NetworkRequest) -> Result<Empty, DriverError> {
         Ok(Empty {})
+    }
+
+    /// Decides the bindings `requested` of the known endpoint `id` against those of every other
+    /// endpoint, publishes them and records them (with `exposed`). Nothing is recorded when
+    /// deciding or publishing fails. Publishes nothing when the endpoint had and gets no ports.
+    pub(super) async fn publish(
+        &self,
+        endpoints: &mut Endpoints,
+        id: &DockerId,
+        requested: &[PortBinding],
+        exposed: Vec<TransportPort>,
+    ) -> Result<(), DriverError> {
+        let Some(state) = endpoints.get(id) else {
+            return Err(DriverError::EndpointNotCreated {
+                endpoint_id: id.to_string(),
+                call: "ProgramExternalConnectivity",
+            });
+        };
+        let targets = targets(&state.record.addrs);
+        let had_ports = has_published(state);
+        let taken = endpoints
+            .iter()
+            .filter(|(other, _)| *other != id)
+            .filter_map(|(_, s)| s.ports.as_ref())
+            .flat_map(|p| &p.decision.claims);
+        let decision = ports::decide(
+            requested,
+            targets,
+            taken,
+            self.config().ephemeral_ports.clone(),
+        )
+        .map_err(DriverError::Ports)?;
+        if had_ports || !decision.published.is_empty() {
+            let host_if = host_interface(id);
+            self.inner
+                .ports
+                .publish(&host_if, &decision.published)
+                .await
+                .map_err(|source| DriverError::Publish { host_if, source })?;
+            tracing::info!(ports = ?decision.published, "published the endpoint's ports");
+        }
+        if let Some(state) = endpoints.get_mut(id) {
+            state.ports = Some(EndpointPorts { decision, exposed });
+        }
+        Ok(())
+    }
+
+    /// Takes the published ports of `id` away and forgets them. An endpoint this process does
+    /// not know (it may have published before a restart) gets an empty list too; a known one
+    /// without ports gets nothing. On failure the ports stay recorded.
+    async fn unpublish(&self, endpoints: &mut Endpoints, id: &DockerId) -> Result<(), DriverError> {
+        let published = endpoints.get(id).is_none_or(has_published);
+        if published {
+            let host_if = host_interface(id);
+            self.inner
+                .ports
+                .publish(&host_if, &[])
+                .await
+                .map_err(|source| DriverError::Publish { host_if, source })?;
+        }
+        if let Some(state) = endpoints.get_mut(id) {
+            state.ports = None;
+        }
+        Ok(())
     }
 
     /// Polls Docker until the new network shows up, then creates its profile.
@@ -603,6 +714,27 @@ fn inspect_error(network_id: &DockerId, source: SourceError) -> DriverError {
 
 fn no_such_network(network_id: &DockerId) -> DriverError {
     inspect_error(network_id, "Docker has no network with this ID".into())
+}
+
+fn has_published(state: &EndpointState) -> bool {
+    state
+        .ports
+        .as_ref()
+        .is_some_and(|p| !p.decision.published.is_empty())
+}
+
+/// Where an endpoint's published ports go: its first IPv4 and first IPv6 address.
+fn targets(addrs: &[IpNet]) -> Targets {
+    Targets {
+        v4: addrs.iter().find_map(|a| match a {
+            IpNet::V4(net) => Some(net.addr()),
+            IpNet::V6(_) => None,
+        }),
+        v6: addrs.iter().find_map(|a| match a {
+            IpNet::V6(net) => Some(net.addr()),
+            IpNet::V4(_) => None,
+        }),
+    }
 }
 
 fn connected_route(destination: String) -> StaticRoute {

@@ -5,6 +5,7 @@ mod docker_api;
 mod engine;
 mod errors;
 mod lifecycle;
+mod ports;
 mod replay;
 mod server;
 mod support;

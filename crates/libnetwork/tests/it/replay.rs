@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use calico_libnetwork::wire::CONTENT_TYPE;
+use calico_libnetwork::PublishedPort;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -36,6 +37,8 @@ enum Divergence {
     GenericOption,
     /// Calico refuses `--internal`.
     Internal,
+    /// Calico publishes `-p` ports and reports them in `EndpointOperInfo`; the toy did not.
+    PublishedPorts,
 }
 
 fn expected(rec: &Recorded) -> (u16, Value, Option<Divergence>) {
@@ -61,6 +64,40 @@ fn expected(rec: &Recorded) -> (u16, Value, Option<Divergence>) {
     }
 }
 
+/// What `EndpointOperInfo` reports, and the ports published, after a
+/// `ProgramExternalConnectivity` with fixed host ports for an endpoint at `address`.
+fn programmed(request: &Value, address: &str) -> (Value, Vec<PublishedPort>) {
+    let ip: IpAddr = address.split('/').next().expect("ip").parse().expect("ip");
+    let options = &request["Options"];
+    let mut reported = Vec::new();
+    let mut published = Vec::new();
+    for b in options["com.docker.network.portmap"]
+        .as_array()
+        .expect("portmap")
+    {
+        let host_port = b["HostPort"].as_u64().expect("host port");
+        assert_ne!(host_port, 0, "the recordings ask for fixed host ports only");
+        let host_ip = b["HostIP"].as_str().expect("host ip");
+        reported.push(json!({
+            "Proto": b["Proto"], "IP": ip.to_string(), "Port": b["Port"],
+            "HostIP": if host_ip.is_empty() { "0.0.0.0" } else { host_ip },
+            "HostPort": host_port, "HostPortEnd": host_port,
+        }));
+        published.push(PublishedPort {
+            protocol: b["Proto"].as_u64().expect("proto") as u8,
+            host_ip: (!host_ip.is_empty()).then(|| host_ip.parse().expect("host ip")),
+            host_port: host_port as u16,
+            container_ip: ip,
+            container_port: b["Port"].as_u64().expect("port") as u16,
+        });
+    }
+    let value = json!({
+        "com.docker.network.portmap": reported,
+        "com.docker.network.endpoint.exposedports": options["com.docker.network.endpoint.exposedports"],
+    });
+    (value, published)
+}
+
 /// What one endpoint should end up as in the datastore.
 struct Expected {
     network: String,
@@ -79,7 +116,8 @@ async fn every_call_docker_20_10_made_gets_calicos_answer() {
         vec![
             Divergence::ActivateBoth,
             Divergence::GenericOption,
-            Divergence::Internal
+            Divergence::Internal,
+            Divergence::PublishedPorts
         ],
         "every documented divergence is exercised"
     );
@@ -152,7 +190,11 @@ async fn replay(calls: &str) -> (usize, Vec<Divergence>) {
         let mut joined: BTreeSet<String> = BTreeSet::new();
         let mut assigned: BTreeSet<IpAddr> = BTreeSet::new();
         let mut link_calls = Vec::new();
+        let mut oper_info: BTreeMap<String, Value> = BTreeMap::new();
+        let mut port_calls = Vec::new();
         for (i, rec) in group.iter().enumerate() {
+            let req = &rec.request;
+            let endpoint = req["EndpointID"].as_str().unwrap_or_default().to_owned();
             let ipam_socket = rec.call.starts_with("IpamDriver.")
                 || rec.response["Implements"] == json!(["IpamDriver"]);
             let socket = if ipam_socket {
@@ -165,7 +207,14 @@ async fn replay(calls: &str) -> (usize, Vec<Divergence>) {
                 request => request.to_string(),
             };
             let reply = post(&socket, &format!("/{}", rec.call), body).await;
-            let (status, body, divergence) = expected(rec);
+            let (status, body, divergence) = match oper_info.get(&endpoint) {
+                Some(value) if rec.call == "NetworkDriver.EndpointOperInfo" => (
+                    200,
+                    json!({ "Value": value }),
+                    Some(Divergence::PublishedPorts),
+                ),
+                _ => expected(rec),
+            };
             let context = format!("{scenario} / {host} #{i} {}: {}", rec.call, rec.request);
             assert_eq!(reply.status, status, "{context}");
             assert_eq!(reply.body, body, "{context}");
@@ -175,9 +224,21 @@ async fn replay(calls: &str) -> (usize, Vec<Divergence>) {
             }
             replayed += 1;
 
-            let req = &rec.request;
-            let endpoint = req["EndpointID"].as_str().unwrap_or_default().to_owned();
             match rec.call.as_str() {
+                "NetworkDriver.ProgramExternalConnectivity"
+                    if req["Options"]["com.docker.network.portmap"]
+                        .as_array()
+                        .is_some_and(|m| !m.is_empty()) =>
+                {
+                    let (value, published) = programmed(req, &created[&endpoint].address);
+                    oper_info.insert(endpoint.clone(), value);
+                    port_calls.push((format!("cali{}", &endpoint[..11]), published));
+                }
+                "NetworkDriver.RevokeExternalConnectivity"
+                    if oper_info.remove(&endpoint).is_some() =>
+                {
+                    port_calls.push((format!("cali{}", &endpoint[..11]), vec![]));
+                }
                 "IpamDriver.RequestAddress" => {
                     let address = body["Address"].as_str().expect("address");
                     let ip = address.split('/').next().expect("ip").parse().expect("ip");
@@ -227,6 +288,7 @@ async fn replay(calls: &str) -> (usize, Vec<Divergence>) {
         let context = format!("{scenario} / {host}");
         assert_eq!(h.ipam.assigned(), assigned, "{context}: IPAM state");
         assert_eq!(h.links.calls(), link_calls, "{context}: host links");
+        assert_eq!(h.ports.calls(), port_calls, "{context}: published ports");
         let weps = h.workload_endpoints().await;
         let names_written: BTreeSet<String> =
             weps.iter().map(|w| w.metadata.name.clone()).collect();

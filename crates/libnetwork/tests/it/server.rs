@@ -8,7 +8,7 @@ use calico_store::resources::ResourceStore;
 use calico_store::SqliteStore;
 use serde_json::json;
 
-use crate::support::{config, post, FakeAllocator, FakeDocker, FakeLinks, Harness};
+use crate::support::{config, post, FakeAllocator, FakeDocker, FakeLinks, FakePorts, Harness};
 
 fn driver(dir: &std::path::Path) -> Driver {
     let store = SqliteStore::open(dir.join("calico.db")).expect("store");
@@ -18,6 +18,7 @@ fn driver(dir: &std::path::Path) -> Driver {
         FakeAllocator::new(&["192.168.1.0/26"], "192.168.1.0/26"),
         FakeDocker::new(),
         FakeLinks::new(),
+        FakePorts::new(),
     )
 }
 

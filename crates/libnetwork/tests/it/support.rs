@@ -1,4 +1,4 @@
-//! Test support: fakes of the driver's three outside dependencies, a plugin served on
+//! Test support: fakes of the driver's four outside dependencies, a plugin served on
 //! temporary sockets over a SQLite datastore, and a dockerd-like client.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use calico_libnetwork::{
     serve, AddressAllocator, AllocError, ContainerRef, DockerApi, Driver, DriverConfig, HostLinks,
-    Server, SourceError,
+    PortPublisher, PublishedPort, Server, SourceError,
 };
 use calico_model::{Cidr, Kind, Profile, Resource, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceStore};
@@ -270,12 +270,45 @@ impl HostLinks for FakeLinks {
     }
 }
 
+/// Port publisher stand-in: records every call (host interface, ports); can be told to fail.
+#[derive(Default)]
+pub struct FakePorts {
+    pub calls: Mutex<Vec<(String, Vec<PublishedPort>)>>,
+    pub fail: Mutex<Option<String>>,
+}
+
+impl FakePorts {
+    pub fn new() -> Arc<Self> {
+        Arc::new(FakePorts::default())
+    }
+
+    pub fn calls(&self) -> Vec<(String, Vec<PublishedPort>)> {
+        lock(&self.calls).clone()
+    }
+
+    pub fn fail_with(&self, error: &str) {
+        *lock(&self.fail) = Some(error.to_owned());
+    }
+}
+
+#[async_trait]
+impl PortPublisher for FakePorts {
+    async fn publish(&self, host_if: &str, ports: &[PublishedPort]) -> Result<(), SourceError> {
+        lock(&self.calls).push((host_if.to_owned(), ports.to_vec()));
+        match lock(&self.fail).clone() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A plugin served on temporary sockets, with fakes and a SQLite datastore.
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub store: ResourceStore,
     pub ipam: Arc<FakeAllocator>,
     pub links: Arc<FakeLinks>,
+    pub ports: Arc<FakePorts>,
     pub driver: Driver,
     pub server: Option<Server>,
 }
@@ -314,13 +347,22 @@ impl Harness {
         docker: Arc<FakeDocker>,
     ) -> Harness {
         let links = FakeLinks::new();
-        let driver = Driver::new(config, store.clone(), ipam.clone(), docker, links.clone());
+        let ports = FakePorts::new();
+        let driver = Driver::new(
+            config,
+            store.clone(),
+            ipam.clone(),
+            docker,
+            links.clone(),
+            ports.clone(),
+        );
         let server = serve(dir.path().join("plugins"), driver.clone()).expect("serve");
         Harness {
             dir,
             store,
             ipam,
             links,
+            ports,
             driver,
             server: Some(server),
         }

@@ -4,6 +4,7 @@
 
 mod repairs;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,7 @@ use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
 use calico_docker::DockerClient;
 use calico_ipam::Ipam;
-use calico_libnetwork::{Driver, ExistingEndpoint};
+use calico_libnetwork::{requested_ports, Driver, ExistingEndpoint};
 use calico_model::endpoint_naming::{
     parse_workload_mac, HOST_INTERFACE_PREFIX, ORCHESTRATOR, WORKLOAD_MAC,
 };
@@ -103,7 +104,7 @@ impl Reconciler {
             .into_iter()
             .map(|(ip, a)| (ip, now.saturating_sub(a.allocated_at.unwrap_or(0))))
             .collect();
-        let docker = match self.docker_endpoints().await {
+        let docker = match self.docker_endpoints(&pending).await {
             Ok(endpoints) => Some(endpoints),
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "cannot ask Docker for its endpoints; only re-plumbing this time");
@@ -120,8 +121,9 @@ impl Reconciler {
     }
 
     /// Every endpoint of every calico network, as Docker's `network inspect` lists them (the
-    /// network list itself carries no endpoints). Any failure means "unknown", never "none".
-    async fn docker_endpoints(&self) -> Result<Vec<DockerEndpoint>> {
+    /// network list itself carries no endpoints), with the ports their containers asked for
+    /// unless the plugin handles them (`pending`). Any failure means "unknown", never "none".
+    async fn docker_endpoints(&self, pending: &HashSet<String>) -> Result<Vec<DockerEndpoint>> {
         let mut endpoints = Vec::new();
         for listed in self.docker.networks(Some(CALICO_DRIVER)).await? {
             let Some(net) = self.docker.network_inspect(&listed.id).await? else {
@@ -131,12 +133,22 @@ impl Reconciler {
                 if key.starts_with("ep-") {
                     continue;
                 }
+                let (ports, exposed_ports) = if pending.contains(&c.endpoint_id) {
+                    (Vec::new(), Vec::new())
+                } else {
+                    match self.docker.container_inspect(&key).await? {
+                        Some(container) => requested_ports(&container.ports),
+                        None => (Vec::new(), Vec::new()),
+                    }
+                };
                 endpoints.push(DockerEndpoint {
                     endpoint_id: c.endpoint_id,
                     network_id: net.id.clone(),
                     network_name: net.name.clone(),
                     ipv4: c.ipv4_address.map(|n| n.addr()),
                     mac: parse_workload_mac(&c.mac_address).ok(),
+                    ports,
+                    exposed_ports,
                 });
             }
         }
@@ -157,6 +169,8 @@ impl Reconciler {
                     endpoint_id: ep.endpoint_id.clone(),
                     addrs: ep.ipv4.map(IpNet::from).into_iter().collect(),
                     mac: ep.mac.unwrap_or(WORKLOAD_MAC),
+                    ports: ep.ports.clone(),
+                    exposed_ports: ep.exposed_ports.clone(),
                 };
                 Ok(self.driver.adopt(existing).await?)
             }

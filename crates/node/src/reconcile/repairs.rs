@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
+use calico_libnetwork::wire::{PortBinding, TransportPort};
 use calico_model::endpoint_naming::{host_interface, DockerId};
 use calico_model::WorkloadEndpoint;
 
@@ -20,6 +21,11 @@ pub struct DockerEndpoint {
     pub ipv4: Option<IpAddr>,
     /// The container interface's MAC, when Docker knows it.
     pub mac: Option<[u8; 6]>,
+    /// The port bindings its container asked for (`-p`, `-P`); only looked up for endpoints
+    /// the plugin is not handling.
+    pub ports: Vec<PortBinding>,
+    /// Its container's exposed ports (with `ports`).
+    pub exposed_ports: Vec<TransportPort>,
 }
 
 /// Everything observed on this host at one moment.
@@ -40,7 +46,8 @@ pub struct Observed {
 /// One repair.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Docker has the endpoint but the datastore does not: record it.
+    /// Docker has the endpoint but the datastore does not, or it has published ports the
+    /// plugin is not handling (after a restart): record it and publish its ports.
     Record(DockerEndpoint),
     /// The datastore has an endpoint Docker no longer has: delete it, free its addresses,
     /// remove its interface and routes.
@@ -82,9 +89,8 @@ pub fn plan_repairs(observed: &Observed) -> Vec<Action> {
         for ep in docker {
             owned_links.extend(interface_of(&ep.endpoint_id));
             used.extend(ep.ipv4);
-            if !recorded.contains(ep.endpoint_id.as_str())
-                && !observed.pending.contains(&ep.endpoint_id)
-            {
+            let unrecorded = !recorded.contains(ep.endpoint_id.as_str());
+            if (unrecorded || !ep.ports.is_empty()) && !observed.pending.contains(&ep.endpoint_id) {
                 actions.push(Action::Record(ep.clone()));
             }
         }
@@ -160,7 +166,37 @@ mod tests {
             network_name: "net1".into(),
             ipv4: Some(ip.parse().unwrap()),
             mac: Some(WORKLOAD_MAC),
+            ports: Vec::new(),
+            exposed_ports: Vec::new(),
         }
+    }
+
+    #[test]
+    fn recorded_endpoints_with_ports_the_plugin_lacks_are_recorded_again() {
+        let with_ports = DockerEndpoint {
+            ports: vec![PortBinding {
+                proto: 6,
+                port: 80,
+                host_port: 8080,
+                host_port_end: 8080,
+                ..PortBinding::default()
+            }],
+            ..docker(A, "192.168.0.1")
+        };
+        let observed = Observed {
+            docker: Some(vec![with_ports.clone(), docker(B, "192.168.0.2")]),
+            workloads: vec![wep(A, "192.168.0.1"), wep(B, "192.168.0.2")],
+            links: vec![iface(A), iface(B)],
+            ..Observed::default()
+        };
+        let actions = plan_repairs(&observed);
+        assert!(actions.contains(&Action::Record(with_ports.clone())));
+        assert!(!actions.contains(&Action::Record(docker(B, "192.168.0.2"))));
+        let handled = Observed {
+            pending: HashSet::from([A.to_string()]),
+            ..observed
+        };
+        assert!(!plan_repairs(&handled).contains(&Action::Record(with_ports)));
     }
 
     const A: &str = "aaaaaaaaaaaaaaaa";
