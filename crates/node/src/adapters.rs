@@ -1,9 +1,10 @@
 //! The real implementations of the plugin driver's outside world: Calico IPAM for this node,
-//! and the host's links through netlink.
+//! the host's links through netlink, and published ports through the policy agent.
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use async_trait::async_trait;
+use calico_calc::desired;
 use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
 use calico_ipam::{Ipam, IpamError};
@@ -13,6 +14,8 @@ use calico_libnetwork::{
 use calico_model::{Cidr, Kind, Resource};
 use calico_store::resources::{Filter, ResourceStore};
 use ipnet::IpNet;
+
+use crate::agent::Published;
 
 /// Calico IPAM, allocating on behalf of one node.
 pub struct NodeIpam {
@@ -100,16 +103,63 @@ impl HostLinks for NetlinkLinks {
     }
 }
 
-/// Published ports before the dataplane programs them: refuses any, accepts none.
-pub struct NoPorts;
+/// Published ports, handed to the policy agent, which programs them in the calico table (the
+/// driver answers Docker before the DNAT is written, as it does before the policy is).
+pub struct AgentPorts {
+    /// The agent's input.
+    pub published: tokio::sync::watch::Sender<Published>,
+}
 
 #[async_trait]
-impl PortPublisher for NoPorts {
-    async fn publish(&self, _host_if: &str, ports: &[PublishedPort]) -> Result<(), SourceError> {
-        if ports.is_empty() {
-            Ok(())
-        } else {
-            Err("published ports are not wired to the dataplane yet".into())
-        }
+impl PortPublisher for AgentPorts {
+    async fn publish(&self, host_if: &str, ports: &[PublishedPort]) -> Result<(), SourceError> {
+        let ports: Vec<desired::PublishedPort> = ports
+            .iter()
+            .map(|p| desired::PublishedPort {
+                protocol: p.protocol,
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+                endpoint_ip: p.container_ip,
+                endpoint_port: p.container_port,
+            })
+            .collect();
+        self.published.send_if_modified(|published| {
+            let before = published.get(host_if).cloned();
+            if ports.is_empty() {
+                published.remove(host_if);
+            } else {
+                published.insert(host_if.to_owned(), ports);
+            }
+            published.get(host_if) != before.as_ref()
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn published_ports_reach_the_agent_once_per_change() {
+        let (published, mut agent) = tokio::sync::watch::channel(Published::new());
+        let ports = AgentPorts { published };
+        let port = PublishedPort {
+            protocol: 6,
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "10.65.0.5".parse().unwrap(),
+            container_port: 80,
+        };
+        ports.publish("cali1", std::slice::from_ref(&port)).await.unwrap();
+        assert!(agent.has_changed().unwrap());
+        let seen = agent.borrow_and_update().clone();
+        assert_eq!(seen["cali1"][0].endpoint_ip, port.container_ip);
+        assert_eq!(seen["cali1"][0].endpoint_port, 80);
+        ports.publish("cali1", &[port]).await.unwrap();
+        assert!(!agent.has_changed().unwrap());
+        ports.publish("cali1", &[]).await.unwrap();
+        assert!(agent.has_changed().unwrap());
+        assert!(agent.borrow_and_update().is_empty());
     }
 }

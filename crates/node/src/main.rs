@@ -28,7 +28,7 @@ use calico_store::{Datastore, DatastoreConfig};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
-use adapters::{NetlinkLinks, NodeIpam};
+use adapters::{AgentPorts, NetlinkLinks, NodeIpam};
 use agent::Agent;
 use config::{Config, IpSetting};
 use reconcile::Reconciler;
@@ -80,6 +80,7 @@ async fn run() -> Result<()> {
     let netlink = Netlink::connect()?;
     let docker = DockerClient::from_env()?;
     let ipam = Ipam::new(store.clone());
+    let (published_ports, published) = tokio::sync::watch::channel(agent::Published::new());
     let driver = Driver::new(
         config.driver.clone(),
         store.clone(),
@@ -92,7 +93,9 @@ async fn run() -> Result<()> {
         Arc::new(NetlinkLinks {
             netlink: netlink.clone(),
         }),
-        Arc::new(adapters::NoPorts),
+        Arc::new(AgentPorts {
+            published: published_ports,
+        }),
     );
     let server =
         calico_libnetwork::serve(&config.plugin_dir, driver.clone()).with_context(|| {
@@ -153,7 +156,6 @@ async fn run() -> Result<()> {
         driver,
     };
     let reconciling = tokio::spawn(reconciler.run_forever(config.reconcile_interval));
-    let (_published_ports, published) = tokio::sync::watch::channel(agent::Published::new());
     let mut agent = Agent::new(
         &config.node_name,
         ds,

@@ -1,7 +1,7 @@
 //! calico-node and the world beyond the cluster, seen from the harness's outside namespace (on
 //! the fabric, with no route to any pool: it can answer a container only when the container's
-//! traffic was masqueraded to its host's address): nat-outgoing, and a DNS server that answers
-//! only its host and the host's workloads.
+//! traffic was masqueraded to its host's address): nat-outgoing, published ports under the
+//! endpoint's policy, and a DNS server that answers only its host and the host's workloads.
 //! Runs in the `e2e` nextest group (module `e2e_world`); see docs/harness.md.
 
 mod common;
@@ -17,17 +17,13 @@ mod e2e_world {
     /// How long a pool change may take to reach the hosts' nft tables.
     const PROGRAMMED: Duration = Duration::from_secs(30);
 
-    /// An HTTP/1.0 GET of `/cgi-bin/peer` at `addr` (`ip:port`) from `container` on `host`,
-    /// with busybox nc (busybox-static's wget crashes in these images): the body's last line,
-    /// or `None` when nothing answered within 3 s.
+    /// An HTTP/1.0 GET of `/cgi-bin/peer` at `addr` (`ip:port`) from `container` on `host`
+    /// (see [`fetch_with`]).
     fn fetch(host: &Host, container: &str, addr: &str) -> Option<String> {
-        let (ip, port) = addr.rsplit_once(':').expect("ip:port");
-        let request =
-            format!("printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} {port}");
-        let out = host.docker(&["exec", container, "sh", "-c", &request]);
-        let body = String::from_utf8_lossy(&out.stdout);
-        let last = body.lines().map(str::trim).rfind(|l| !l.is_empty())?;
-        (out.status.success() && body.contains(" 200 ")).then(|| last.to_string())
+        fetch_with(
+            |args| host.docker(&[&["exec", container], args].concat()),
+            addr,
+        )
     }
 
     /// Starts busybox httpd in `container`, answering `/cgi-bin/peer` with the client's address.
@@ -57,6 +53,110 @@ mod e2e_world {
                 "- apiVersion: v1\n  kind: ipPool\n  metadata:\n    cidr: {cidr}\n  spec:\n    nat-outgoing: {nat}\n"
             )),
         );
+    }
+
+    /// An HTTP/1.0 GET of `/cgi-bin/peer` at `addr` (`ip:port`) with busybox nc, from a shell
+    /// that `run` runs (in a container, a host, the outside namespace; busybox-static's wget
+    /// crashes in these images): the body's last line, or `None` when nothing answered within
+    /// 3 s.
+    fn fetch_with(run: impl Fn(&[&str]) -> std::process::Output, addr: &str) -> Option<String> {
+        let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+        let request = format!(
+            "printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {ip} {port}"
+        );
+        let out = run(&["sh", "-c", &request]);
+        let body = String::from_utf8_lossy(&out.stdout);
+        let last = body.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+        (out.status.success() && body.contains(" 200 ")).then(|| last.to_string())
+    }
+
+    /// A policy for every endpoint that admits tcp/80 from the outside namespace and passes
+    /// everything else on to the profiles.
+    const ADMIT_OUTSIDE: &str = "
+- apiVersion: v1
+  kind: policy
+  metadata:
+    name: admit-outside
+  spec:
+    selector: all()
+    ingress:
+    - action: allow
+      protocol: tcp
+      source:
+        nets: [10.10.0.254/32]
+      destination:
+        ports: [80]
+    - action: pass
+    egress:
+    - action: pass
+";
+
+    #[test]
+    fn published_ports_meet_the_endpoint_policy_and_follow_the_container() {
+        let cluster = common::cluster(1, Datastore::Etcd);
+        let h1 = cluster.host(1);
+        let outside = cluster.outside();
+        let from_outside = |args: &[&str]| outside.exec(args);
+        let from_host = |args: &[&str]| h1.exec(args);
+        create_network(&h1, "net1", &[]);
+        h1.docker_ok(&[
+            "run", "--net", "net1", "--name", "web", "-p", "8080:80", "-tid", "busybox",
+        ]);
+        serve_peer_address(&h1, "web");
+        let published = format!("{}:8080", h1.ip());
+        let web = ip_in(&h1, "web", "net1");
+
+        // from the host itself (not policed, as in Felix) and by hairpin from the container
+        let mut seen = None;
+        wait_until(PROGRAMMED, "the published port from the host", || {
+            seen = fetch_with(from_host, &published);
+            seen.is_some()
+        });
+        assert_eq!(seen.as_deref(), Some(h1.ip().to_string().as_str()));
+        assert!(fetch(&h1, "web", &published).is_some(), "hairpin");
+
+        // from outside: the default profile (same network only) refuses; a policy admits, and
+        // the container sees the real source
+        assert_eq!(fetch_with(from_outside, &published), None);
+        cluster.calicoctl_ok(&["apply", "-f", "-"], Some(ADMIT_OUTSIDE));
+        wait_until(PROGRAMMED, "the policy to admit the outside", || {
+            seen = fetch_with(from_outside, &published);
+            seen.is_some()
+        });
+        assert_eq!(seen.as_deref(), Some(outside.ip().to_string().as_str()));
+
+        // a second container asking for the same host port gets Docker's usual error
+        let taken = h1.docker(&[
+            "run", "--net", "net1", "--name", "web2", "-p", "8080:80", "-tid", "busybox",
+        ]);
+        let stderr = String::from_utf8_lossy(&taken.stderr);
+        assert!(
+            !taken.status.success() && stderr.contains("port is already allocated"),
+            "{stderr}"
+        );
+        h1.docker_ok(&["rm", "-f", "web2"]);
+
+        // after a calico-node restart the port is back, rebuilt from what Docker reports (the
+        // restarted agent's first full sync would remove a port nobody published again)
+        let synced = || h1.node_log().matches("nftables table ").count();
+        let before = synced();
+        h1.node_stop();
+        h1.node_start();
+        wait_until(PROGRAMMED, "the restarted agent's first full sync", || {
+            synced() > before
+        });
+        wait_until(PROGRAMMED, "the port after a calico-node restart", || {
+            fetch_with(from_outside, &published).is_some()
+        });
+
+        // gone with the container
+        h1.docker_ok(&["rm", "-f", "web"]);
+        wait_until(PROGRAMMED, "the DNAT to go with the container", || {
+            !h1.exec_ok(&["nft", "list", "chain", "inet", "calico", "dnat-prerouting"])
+                .contains(&web)
+        });
+        assert_eq!(fetch_with(from_outside, &published), None);
+        cluster.down();
     }
 
     /// `timeout 5 busybox nslookup NAME SERVER`, run by `run`: the address it printed for
