@@ -50,6 +50,7 @@ TEST_PACKAGES=(
   openssl    # test certificates for etcd over TLS
   mmdebstrap # the pristine Debian 12 root filesystem of scripts/check-fresh
   shellcheck # the scripts are checked
+  socat      # UDP servers and clients in the end-to-end tests (busybox's nc has no UDP)
 )
 
 # missing_packages PKG...: prints those of PKG that dpkg does not have installed.

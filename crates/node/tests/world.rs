@@ -40,6 +40,34 @@ mod e2e_world {
         ]);
     }
 
+    /// Runs a UDP server on `port` in `container`'s network namespace (socat from the host:
+    /// busybox's nc has no UDP) that answers every datagram with the sender's address; it
+    /// stops by itself after two minutes, or with the host.
+    fn serve_udp_peer_address(host: &Host, container: &str, port: u16) {
+        let pid = host.docker_ok(&["inspect", "-f", "{{.State.Pid}}", container]);
+        host.exec_ok(&[
+            "sh",
+            "-c",
+            &format!(
+                "nsenter --net=/proc/{pid}/ns/net timeout 120 \
+                 socat UDP4-RECVFROM:{port},fork SYSTEM:'echo $SOCAT_PEERADDR' \
+                 </dev/null >/dev/null 2>&1 &"
+            ),
+        ]);
+    }
+
+    /// One datagram to `addr` (`ip:port`) with socat, from where `run` runs: the answer, or
+    /// `None` when none came within 2 s.
+    fn udp_ask(run: impl Fn(&[&str]) -> std::process::Output, addr: &str) -> Option<String> {
+        let out = run(&[
+            "sh",
+            "-c",
+            &format!("echo ask | timeout 5 socat -T2 - UDP4:{addr}"),
+        ]);
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!answer.is_empty()).then_some(answer)
+    }
+
     /// Whether host `host`'s set `set` of the calico table lists `cidr`.
     fn set_lists(host: &Host, set: &str, cidr: &str) -> bool {
         let out = host.exec_ok(&["nft", "list", "set", "inet", "calico", set]);
@@ -70,26 +98,19 @@ mod e2e_world {
         (out.status.success() && body.contains(" 200 ")).then(|| last.to_string())
     }
 
-    /// A policy for every endpoint that admits tcp/80 from the outside namespace and passes
-    /// everything else on to the profiles.
-    const ADMIT_OUTSIDE: &str = "
-- apiVersion: v1
-  kind: policy
-  metadata:
-    name: admit-outside
-  spec:
-    selector: all()
-    ingress:
-    - action: allow
-      protocol: tcp
-      source:
-        nets: [10.10.0.254/32]
-      destination:
-        ports: [80]
-    - action: pass
-    egress:
-    - action: pass
-";
+    /// A policy for every endpoint that admits `(protocol, port)`s from the outside namespace
+    /// and passes everything else on to the profiles.
+    fn admit_outside(allowed: &[(&str, u16)]) -> String {
+        let mut yaml = String::from(
+            "- apiVersion: v1\n  kind: policy\n  metadata:\n    name: admit-outside\n  spec:\n    selector: all()\n    ingress:\n",
+        );
+        for (protocol, port) in allowed {
+            yaml += &format!(
+                "    - action: allow\n      protocol: {protocol}\n      source:\n        nets: [10.10.0.254/32]\n      destination:\n        ports: [{port}]\n"
+            );
+        }
+        yaml + "    - action: pass\n    egress:\n    - action: pass\n"
+    }
 
     #[test]
     fn published_ports_meet_the_endpoint_policy_and_follow_the_container() {
@@ -100,9 +121,20 @@ mod e2e_world {
         let from_host = |args: &[&str]| h1.exec(args);
         create_network(&h1, "net1", &[]);
         h1.docker_ok(&[
-            "run", "--net", "net1", "--name", "web", "-p", "8080:80", "-tid", "busybox",
+            "run",
+            "--net",
+            "net1",
+            "--name",
+            "web",
+            "-p",
+            "8080:80",
+            "-p",
+            "5300:53/udp",
+            "-tid",
+            "busybox",
         ]);
         serve_peer_address(&h1, "web");
+        serve_udp_peer_address(&h1, "web", 53);
         let published = format!("{}:8080", h1.ip());
         let web = ip_in(&h1, "web", "net1");
 
@@ -118,11 +150,26 @@ mod e2e_world {
         // from outside: the default profile (same network only) refuses; a policy admits, and
         // the container sees the real source
         assert_eq!(fetch_with(from_outside, &published), None);
-        cluster.calicoctl_ok(&["apply", "-f", "-"], Some(ADMIT_OUTSIDE));
+        cluster.calicoctl_ok(&["apply", "-f", "-"], Some(&admit_outside(&[("tcp", 80)])));
         wait_until(PROGRAMMED, "the policy to admit the outside", || {
             seen = fetch_with(from_outside, &published);
             seen.is_some()
         });
+        assert_eq!(seen.as_deref(), Some(outside.ip().to_string().as_str()));
+
+        // UDP too: refused until a rule admits udp/53 from outside, then with the real source
+        let udp = format!("{}:5300", h1.ip());
+        assert_eq!(udp_ask(from_outside, &udp), None);
+        let both = admit_outside(&[("tcp", 80), ("udp", 53)]);
+        cluster.calicoctl_ok(&["apply", "-f", "-"], Some(&both));
+        wait_until(
+            PROGRAMMED,
+            "the policy to admit udp from the outside",
+            || {
+                seen = udp_ask(from_outside, &udp);
+                seen.is_some()
+            },
+        );
         assert_eq!(seen.as_deref(), Some(outside.ip().to_string().as_str()));
 
         // a second container asking for the same host port gets Docker's usual error
