@@ -75,17 +75,11 @@ impl EngineWatch {
             ),
         }
         let line = engine.status_line(&support) + "\n";
-        if let Err(e) =
-            std::fs::create_dir_all(&self.run_dir).and_then(|()| write_atomic(path, &line))
+        if let Err(e) = std::fs::create_dir_all(&self.run_dir)
+            .and_then(|()| crate::status_file::write_atomic(path, &line))
         {
             warn!(path = %path.display(), error = %e, "cannot write the Docker Engine status file");
         }
         self.driver.set_engine_support(support);
     }
-}
-
-fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }

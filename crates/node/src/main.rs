@@ -12,6 +12,7 @@ mod networks;
 mod reconcile;
 mod routing;
 mod startup;
+mod status_file;
 
 use std::process::ExitCode;
 use std::sync::Arc;

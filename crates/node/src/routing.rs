@@ -218,7 +218,7 @@ impl Routing {
                 let line = ipip::notice(&pools, &kernel);
                 let path = self.ipip_status_path();
                 if let Err(e) = std::fs::create_dir_all(&self.config_dir)
-                    .and_then(|()| write_atomic(&path, &format!("{line}\n")))
+                    .and_then(|()| crate::status_file::write_atomic(&path, &format!("{line}\n")))
                 {
                     warn!(path = %path.display(), error = %e, "cannot write the IPIP status file");
                 }
@@ -246,12 +246,6 @@ impl Routing {
             _ => {}
         }
     }
-}
-
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }
 
 async fn start_watch(ds: &Arc<dyn Datastore>) -> anyhow::Result<Watch> {
