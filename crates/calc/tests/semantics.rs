@@ -499,3 +499,33 @@ fn the_graph_can_move_between_threads() {
     fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<CalcGraph>();
 }
+
+#[test]
+fn do_not_track_and_pre_dnat_policies_never_apply_to_workloads() {
+    let host_only = |name: &str, set: fn(&mut calico_model::PolicySpec)| {
+        let mut resource = policy(
+            name,
+            "all()",
+            None,
+            &[],
+            vec![allow_from("has(x)")],
+            vec![action("deny")],
+        );
+        if let Resource::Policy(p) = &mut resource {
+            set(&mut p.spec);
+        }
+        resource
+    };
+    let g = graph(vec![
+        endpoint(NODE, "e", "cali1", &["10.0.0.1"], &[], &[]),
+        host_only("untracked", |s| s.do_not_track = true),
+        host_only("pre-dnat", |s| s.pre_dnat = true),
+        policy("normal", "all()", None, &[], vec![action("allow")], vec![]),
+    ]);
+    let d = g.desired();
+    let plan = &d.endpoints["cali1"];
+    assert_eq!(plan.ingress.policies, strings(&["normal"]));
+    assert_eq!(plan.egress.policies, strings(&["normal"]));
+    assert_eq!(d.policies.keys().collect::<Vec<_>>(), ["normal"]);
+    assert!(d.ip_sets.is_empty(), "{:?}", d.ip_sets);
+}
