@@ -21,10 +21,12 @@ use std::time::Duration;
 use calico_ipam::Ipam;
 use calico_model::Kind;
 use calico_routing::ipip::{self, IpipChange, IpipReport};
+use calico_routing::pool_overlap;
 use calico_routing::Bird;
 use calico_store::keys::{self, kind_prefix};
 use calico_store::resources::ResourceStore;
 use calico_store::{Datastore, Watch, WatchEvent};
+use ipnet::Ipv4Net;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
@@ -80,6 +82,7 @@ impl Routing {
         let mut bird: Option<Bird> = None;
         let mut changes: Option<Watch> = None;
         let mut ipip_report = IpipReport::new();
+        let mut overlap: Option<Vec<Ipv4Net>> = None;
         loop {
             if changes.is_none() {
                 changes = match start_watch(&ds).await {
@@ -90,7 +93,7 @@ impl Routing {
                     }
                 };
             }
-            let pass = self.sync(&mut bird).await;
+            let pass = self.sync(&mut bird, &mut overlap).await;
             self.report_ipip(&mut ipip_report).await;
             let wait = if pass == Pass::Failed || changes.is_none() {
                 RETRY
@@ -142,8 +145,8 @@ impl Routing {
     }
 
     /// Reads the inputs and makes BIRD run with them (or not run, for a node without a BGP
-    /// address).
-    async fn sync(&self, bird: &mut Option<Bird>) -> Pass {
+    /// address); warns when the pools overlapping the host's network differ from `overlap`.
+    async fn sync(&self, bird: &mut Option<Bird>, overlap: &mut Option<Vec<Ipv4Net>>) -> Pass {
         let inputs = match calico_routing::read_inputs(&self.store, &self.ipam, &self.node).await {
             Ok(inputs) => inputs,
             Err(e) => {
@@ -160,6 +163,13 @@ impl Routing {
             }
             return Pass::Ok;
         };
+        let overlapping = pool_overlap::overlapping(inputs.address, &inputs.pools);
+        if overlap.as_ref() != Some(&overlapping) {
+            if let Some(text) = pool_overlap::warning(inputs.address, &overlapping) {
+                warn!("{text}");
+            }
+            *overlap = Some(overlapping);
+        }
         let config = calico_routing::render(&inputs);
         match bird {
             Some(running) => match running.reload(&config).await {

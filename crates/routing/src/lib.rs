@@ -20,6 +20,7 @@ pub mod bird;
 pub mod bird_conf;
 pub mod inputs;
 pub mod ipip;
+pub mod pool_overlap;
 pub mod status;
 
 use std::fmt;
