@@ -84,9 +84,8 @@ impl PolicyDef {
         // doNotTrack and preDNAT policies apply to host endpoints only, never to workloads
         // (Felix): for this graph they govern no direction.
         let for_workloads = !spec.do_not_track && !spec.pre_dnat;
-        let governs = |t: &str| {
-            for_workloads && (spec.types.is_empty() || spec.types.iter().any(|s| s == t))
-        };
+        let governs =
+            |t: &str| for_workloads && (spec.types.is_empty() || spec.types.iter().any(|s| s == t));
         let (ingress, egress) = (governs("ingress"), governs("egress"));
         PolicyDef {
             selector: calico_selector::parse(&spec.selector).ok(),

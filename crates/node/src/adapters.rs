@@ -151,7 +151,10 @@ mod tests {
             container_ip: "10.65.0.5".parse().unwrap(),
             container_port: 80,
         };
-        ports.publish("cali1", std::slice::from_ref(&port)).await.unwrap();
+        ports
+            .publish("cali1", std::slice::from_ref(&port))
+            .await
+            .unwrap();
         assert!(agent.has_changed().unwrap());
         let seen = agent.borrow_and_update().clone();
         assert_eq!(seen["cali1"][0].endpoint_ip, port.container_ip);
