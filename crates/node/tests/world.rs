@@ -10,6 +10,7 @@ mod e2e_world {
     use std::time::Duration;
 
     use calico_testkit::cluster::{wait_until, Datastore, Host};
+    use calico_testkit::outside::PEER_CGI;
     use calico_testkit::steps::{create_network, ip_in, run_busybox};
 
     use crate::common;
@@ -28,16 +29,11 @@ mod e2e_world {
 
     /// Starts busybox httpd in `container`, answering `/cgi-bin/peer` with the client's address.
     fn serve_peer_address(host: &Host, container: &str) {
-        host.docker_ok(&[
-            "exec",
-            container,
-            "sh",
-            "-c",
-            r#"mkdir -p /www/cgi-bin &&
-               printf '%s\n' '#!/bin/sh' 'printf "Content-Type: text/plain\r\n\r\n%s\n" "$REMOTE_ADDR"' \
-                 > /www/cgi-bin/peer &&
-               chmod +x /www/cgi-bin/peer && httpd -p 0.0.0.0:80 -h /www"#,
-        ]);
+        let script = format!(
+            "mkdir -p /www/cgi-bin && printf '%s' '{PEER_CGI}' > /www/cgi-bin/peer && \
+             chmod +x /www/cgi-bin/peer && httpd -p 0.0.0.0:80 -h /www"
+        );
+        host.docker_ok(&["exec", container, "sh", "-c", &script]);
     }
 
     /// Runs a UDP server on `port` in `container`'s network namespace (socat from the host:

@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use crate::cluster::{expect_success, run, wait_until, Cluster, COMMAND_TIMEOUT};
 
+/// The CGI script behind `/cgi-bin/peer` (busybox httpd): answers with the client's address.
+/// Free of single quotes, so a shell can write it with `printf '%s'` inside a container too.
+pub const PEER_CGI: &str =
+    "#!/bin/sh\nprintf \"Content-Type: text/plain\\r\\n\\r\\n%s\\n\" \"$REMOTE_ADDR\"\n";
+
 /// How long a server started outside may take to listen.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -54,10 +59,7 @@ impl Outside<'_> {
         let dir = tempfile::tempdir().expect("a directory for the outside server");
         let cgi = dir.path().join("cgi-bin");
         std::fs::create_dir(&cgi).expect("cgi-bin");
-        write_script(
-            &cgi.join("peer"),
-            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n",
-        );
+        write_script(&cgi.join("peer"), PEER_CGI);
         let listen = format!("{}:{port}", self.ip());
         let root = dir.path().to_string_lossy().into_owned();
         let child = self
