@@ -39,9 +39,9 @@ mod traits;
 pub mod wire;
 
 pub use driver::{
-    requested_ports, AdoptError, ConfigError, Driver, DriverConfig, DriverError, ExistingEndpoint,
-    PortError, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV, LABEL_ENDPOINTS_ENV,
-    LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
+    kernel_ephemeral_ports, requested_ports, AdoptError, ConfigError, Driver, DriverConfig,
+    DriverError, ExistingEndpoint, PortError, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV,
+    LABEL_ENDPOINTS_ENV, LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
 };
 pub use server::{serve, Server, ServerError, DEFAULT_PLUGIN_DIR, IPAM_SOCKET, NETWORK_SOCKET};
 pub use traits::{

@@ -121,7 +121,7 @@ fn usable(ip: Ipv4Addr) -> bool {
 }
 
 /// Every IPv4 address on this host's interfaces, in the kernel's order.
-fn interface_addresses() -> Result<Vec<(String, Ipv4Net)>> {
+pub(crate) fn interface_addresses() -> Result<Vec<(String, Ipv4Net)>> {
     let mut out = Vec::new();
     for ifa in nix::ifaddrs::getifaddrs().context("cannot list interface addresses")? {
         let addr = ifa

@@ -196,8 +196,10 @@ impl Config {
             ipv4_pool_cidr,
             ipv4_pool_nat_outgoing: flag(&var, "CALICO_IPV4POOL_NAT_OUTGOING", true)?,
             ipv4_pool_ipip,
-            driver: DriverConfig::from_lookup(node_name.clone(), &env)
-                .context("plugin settings")?,
+            driver: DriverConfig {
+                ephemeral_ports: calico_libnetwork::kernel_ephemeral_ports(),
+                ..DriverConfig::from_lookup(node_name.clone(), &env).context("plugin settings")?
+            },
             plugin_dir: var("CALICO_PLUGIN_DIR")
                 .unwrap_or_else(|| DEFAULT_PLUGIN_DIR.into())
                 .into(),
@@ -312,6 +314,17 @@ mod tests {
     }
 
     #[test]
+    fn any_published_port_comes_from_the_kernels_range_as_dockers_does() {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let bounds: Vec<u16> = text
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let c = config(&[("NODENAME", "n")]).unwrap();
+        assert_eq!(c.driver.ephemeral_ports, bounds[0]..=bounds[1]);
+    }
+
+    #[test]
     fn default_pool_nat_outgoing_and_ipip() {
         let c = config(&[("NODENAME", "n")]).unwrap();
         assert!(c.ipv4_pool_nat_outgoing);
@@ -319,8 +332,15 @@ mod tests {
         for (value, nat) in [
             ("false", false),
             ("F", false),
+            ("f", false),
             ("no", false),
+            ("N", false),
+            ("0", false),
             ("True", true),
+            ("t", true),
+            ("YES", true),
+            ("y", true),
+            ("1", true),
         ] {
             let c = config(&[("NODENAME", "n"), ("CALICO_IPV4POOL_NAT_OUTGOING", value)]).unwrap();
             assert_eq!(c.ipv4_pool_nat_outgoing, nat, "{value}");

@@ -48,7 +48,6 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -155,7 +154,7 @@ impl LocalWorkloads {
 }
 
 /// Lists this host's IPv4 addresses.
-pub type ReadAddrs = Box<dyn FnMut() -> io::Result<HashSet<IpAddr>> + Send>;
+pub type ReadAddrs = Box<dyn FnMut() -> anyhow::Result<HashSet<IpAddr>> + Send>;
 
 /// This host's IPv4 addresses: the node address always, and those a [`ReadAddrs`] lists, at
 /// start and again when asked about an address it does not hold, at most once per
@@ -220,11 +219,10 @@ impl HostAddrs {
 }
 
 /// This host's IPv4 addresses, as the kernel lists them (`getifaddrs`).
-fn host_addresses() -> io::Result<HashSet<IpAddr>> {
-    let listed = nix::ifaddrs::getifaddrs().map_err(io::Error::from)?;
-    Ok(listed
-        .filter_map(|ifaddr| ifaddr.address)
-        .filter_map(|addr| addr.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())))
+fn host_addresses() -> anyhow::Result<HashSet<IpAddr>> {
+    Ok(crate::autodetect::interface_addresses()?
+        .into_iter()
+        .map(|(_, net)| IpAddr::V4(net.addr()))
         .collect())
 }
 
@@ -490,7 +488,7 @@ spec:
             *calls.lock().unwrap() += 1;
             match &*listing.lock().unwrap() {
                 Some(addrs) => Ok(addrs.iter().copied().collect()),
-                None => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
+                None => Err(anyhow::anyhow!("permission denied")),
             }
         })
     }

@@ -76,6 +76,25 @@ pub const SCOPE_ENV: &str = "CALICO_LIBNETWORK_SCOPE";
 /// free port".
 const KERNEL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
+/// The range Docker takes "any" published port from: the kernel's `ip_local_port_range`, or
+/// 49153-65535 (logged) when it cannot be read.
+pub fn kernel_ephemeral_ports() -> RangeInclusive<u16> {
+    match std::fs::read_to_string(KERNEL_PORT_RANGE) {
+        Ok(text) => parse_port_range(&text).unwrap_or_else(|| {
+            tracing::warn!(
+                path = KERNEL_PORT_RANGE,
+                text,
+                "not a port range; published ports asked for as any come from 49153-65535"
+            );
+            DOCKER_FALLBACK_EPHEMERAL
+        }),
+        Err(e) => {
+            tracing::warn!(path = KERNEL_PORT_RANGE, error = %e, "published ports asked for as any come from 49153-65535");
+            DOCKER_FALLBACK_EPHEMERAL
+        }
+    }
+}
+
 /// How the driver behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -124,19 +143,7 @@ impl DriverConfig {
     /// "any" published ports from the kernel's `ip_local_port_range`, as Docker takes them.
     pub fn from_env(node: impl Into<String>) -> Result<Self, ConfigError> {
         let mut config = Self::from_lookup(node, |name| std::env::var(name).ok())?;
-        match std::fs::read_to_string(KERNEL_PORT_RANGE) {
-            Ok(text) => match parse_port_range(&text) {
-                Some(range) => config.ephemeral_ports = range,
-                None => tracing::warn!(
-                    path = KERNEL_PORT_RANGE,
-                    text,
-                    "not a port range; published ports asked for as any come from 49153-65535"
-                ),
-            },
-            Err(e) => {
-                tracing::warn!(path = KERNEL_PORT_RANGE, error = %e, "published ports asked for as any come from 49153-65535")
-            }
-        }
+        config.ephemeral_ports = kernel_ephemeral_ports();
         Ok(config)
     }
 

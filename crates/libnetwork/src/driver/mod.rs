@@ -25,8 +25,8 @@ use tokio::time::Instant;
 
 pub use adopt::{requested_ports, AdoptError, ExistingEndpoint};
 pub use config::{
-    ConfigError, DriverConfig, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV, LABEL_ENDPOINTS_ENV,
-    LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
+    kernel_ephemeral_ports, ConfigError, DriverConfig, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV,
+    LABEL_ENDPOINTS_ENV, LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
 };
 pub use error::DriverError;
 pub use ports::PortError;
