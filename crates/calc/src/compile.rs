@@ -42,11 +42,17 @@ impl Compiled {
     /// Compiles both directions; when any rule fails, the result is
     /// [`Compiled::deny_all`] for the directions given rules (`Some`).
     ///
-    /// `None` for a direction means the resource does not govern it: no rules there.
-    pub(crate) fn new(ingress: Option<&[ApiRule]>, egress: Option<&[ApiRule]>) -> Self {
+    /// `None` for a direction means the resource does not govern it: no rules there. `allow`
+    /// is what an `allow` rule does: [`Action::Allow`], or for `doNotTrack` and `preDNAT`
+    /// policies [`Action::AllowUntracked`] and [`Action::AllowPreDnat`].
+    pub(crate) fn new(
+        ingress: Option<&[ApiRule]>,
+        egress: Option<&[ApiRule]>,
+        allow: Action,
+    ) -> Self {
         let mut selectors = BTreeMap::new();
-        let compiled = compile_list(ingress, &mut selectors)
-            .and_then(|i| Ok((i, compile_list(egress, &mut selectors)?)));
+        let compiled = compile_list(ingress, allow, &mut selectors)
+            .and_then(|i| Ok((i, compile_list(egress, allow, &mut selectors)?)));
         match compiled {
             Ok((ingress, egress)) => Compiled {
                 rules: Rules { ingress, egress },
@@ -77,22 +83,25 @@ impl Compiled {
 
 fn compile_list(
     rules: Option<&[ApiRule]>,
+    allow: Action,
     selectors: &mut BTreeMap<String, Selector>,
 ) -> Result<RuleList, CompileError> {
     rules
         .unwrap_or_default()
         .iter()
-        .map(|rule| compile_rule(rule, selectors))
+        .map(|rule| compile_rule(rule, allow, selectors))
         .collect()
 }
 
-/// Compiles one rule, adding the selectors it references to `selectors` (by UID).
+/// Compiles one rule (`allow` is what an `allow` rule does), adding the selectors it
+/// references to `selectors` (by UID).
 fn compile_rule(
     rule: &ApiRule,
+    allow: Action,
     selectors: &mut BTreeMap<String, Selector>,
 ) -> Result<Rule, CompileError> {
     let action = match rule.action.as_str() {
-        "" | "allow" => Action::Allow,
+        "" | "allow" => allow,
         "deny" => Action::Deny,
         "log" => Action::Log,
         "pass" | "next-tier" => Action::Pass,
@@ -212,7 +221,7 @@ mod tests {
     }
 
     fn compile(rule: ApiRule) -> Result<Rule, CompileError> {
-        compile_rule(&rule, &mut BTreeMap::new())
+        compile_rule(&rule, Action::Allow, &mut BTreeMap::new())
     }
 
     #[test]
@@ -320,7 +329,7 @@ mod tests {
         rule.destination.not_selector = "has(x)".to_owned();
         rule.destination.not_tag = "x".to_owned();
         let mut selectors = BTreeMap::new();
-        let compiled = compile_rule(&rule, &mut selectors).unwrap();
+        let compiled = compile_rule(&rule, Action::Allow, &mut selectors).unwrap();
         assert_eq!(
             compiled.source.in_sets,
             vec![uid("role == 'db'"), uid("has(web)")]
@@ -400,7 +409,7 @@ mod tests {
             r.source.selector = "has(a)".to_owned();
             r
         };
-        let compiled = Compiled::new(Some(&[good]), Some(&[bad]));
+        let compiled = Compiled::new(Some(&[good]), Some(&[bad]), Action::Allow);
         assert_eq!(compiled, Compiled::deny_all(true, true));
         assert_eq!(compiled.rules.ingress, vec![Rule::new(Action::Deny)]);
         assert_eq!(
@@ -409,7 +418,8 @@ mod tests {
                 Some(&[ApiRule {
                     action: "x".to_owned(),
                     ..ApiRule::default()
-                }])
+                }]),
+                Action::Allow
             ),
             Compiled::deny_all(false, true)
         );
@@ -420,11 +430,11 @@ mod tests {
         let mut rule = ApiRule::default();
         rule.source.selector = "has(a)".to_owned();
         let rules = [rule];
-        let compiled = Compiled::new(Some(&rules), None);
+        let compiled = Compiled::new(Some(&rules), None, Action::Allow);
         assert_eq!(compiled.rules.ingress.len(), 1);
         assert!(compiled.rules.egress.is_empty());
         assert_eq!(compiled.selectors.len(), 1);
-        let compiled = Compiled::new(None, None);
+        let compiled = Compiled::new(None, None, Action::Allow);
         assert_eq!(compiled.rules, Rules::default());
         assert!(compiled.selectors.is_empty());
     }

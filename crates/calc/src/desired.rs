@@ -17,6 +17,12 @@ use ipnet::IpNet;
 pub enum Action {
     /// Accept (for this endpoint and direction).
     Allow,
+    /// Accept without connection tracking, and skip the host endpoint's normal policy: `allow`
+    /// in a `doNotTrack` policy.
+    AllowUntracked,
+    /// Accept, and skip the host endpoint's normal policy for traffic arriving on it: `allow`
+    /// in a `preDNAT` policy.
+    AllowPreDnat,
     /// Drop.
     Deny,
     /// Log with prefix `calico-packet`, then go on with the next rule.
@@ -139,6 +145,57 @@ pub struct LocalEndpoint {
     pub egress: DirectionPlan,
 }
 
+/// One host endpoint of this host: what polices the host's own traffic on one interface (to
+/// and from the host, and forwarded between host interfaces; never traffic to or from a local
+/// workload).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostEndpointPlan {
+    /// Normal policies, then the endpoint's profiles, for traffic arriving on the interface.
+    pub ingress: DirectionPlan,
+    /// Normal policies, then the endpoint's profiles, for traffic leaving by the interface.
+    pub egress: DirectionPlan,
+    /// `doNotTrack` policies for traffic arriving, before connection tracking (no profiles).
+    pub untracked_ingress: Vec<String>,
+    /// `doNotTrack` policies for traffic the host sends out of the interface.
+    pub untracked_egress: Vec<String>,
+    /// `preDNAT` policies for traffic arriving, before published ports' DNAT (no profiles).
+    pub pre_dnat_ingress: Vec<String>,
+}
+
+/// A protocol and port that host endpoint policy never blocks (Felix's failsafe ports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FailsafePort {
+    /// tcp (6) or udp (17).
+    pub protocol: ProtocolNumber,
+    /// The destination port (of the host's inbound or outbound traffic).
+    pub port: u16,
+}
+
+/// The failsafe ports of the host endpoints: inbound to the host, outbound from it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Failsafe {
+    /// Ports the host can always be reached on.
+    pub inbound: Vec<FailsafePort>,
+    /// Ports the host can always reach.
+    pub outbound: Vec<FailsafePort>,
+}
+
+impl Default for Failsafe {
+    /// Felix 2.6's defaults: inbound tcp 22, udp 68, tcp 179, 2379, 2380, 6666, 6667;
+    /// outbound udp 53, 67, tcp 179, 2379, 2380, 6666, 6667.
+    fn default() -> Self {
+        let port = |protocol, port| FailsafePort { protocol, port };
+        let tcp = [179, 2379, 2380, 6666, 6667].map(|p| port(6, p));
+        Failsafe {
+            inbound: [port(6, 22), port(17, 68)].into_iter().chain(tcp).collect(),
+            outbound: [port(17, 53), port(17, 67)]
+                .into_iter()
+                .chain(tcp)
+                .collect(),
+        }
+    }
+}
+
 /// The whole desired state for this host. The calculation graph keeps it up to date and
 /// reports what changed (see `calico_calc::Changes`); the dataplane renders it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,6 +214,10 @@ pub struct Desired {
     /// Host ports published to local endpoints (`docker run -p`), by host interface; given by
     /// the plugin driver, not by the datastore.
     pub published: BTreeMap<String, Vec<PublishedPort>>,
+    /// This host's host endpoints, by the interface they cover.
+    pub host_endpoints: BTreeMap<String, HostEndpointPlan>,
+    /// The ports host endpoint policy never blocks.
+    pub failsafe: Failsafe,
 }
 
 /// One host port DNATed to a port of a local endpoint.
@@ -205,6 +266,11 @@ pub struct Changes {
     pub endpoints_changed: BTreeSet<String>,
     /// Local endpoints gone (by interface).
     pub endpoints_removed: BTreeSet<String>,
+    /// Host endpoints added or whose plans changed, or all of them when the failsafe ports
+    /// changed (by interface).
+    pub host_endpoints_changed: BTreeSet<String>,
+    /// Host endpoints gone (by interface).
+    pub host_endpoints_removed: BTreeSet<String>,
     /// A pool was added, removed, or its NAT setting changed.
     pub pools_changed: bool,
     /// The published ports changed.

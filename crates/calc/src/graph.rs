@@ -2,8 +2,11 @@
 //! drives [`Output`] so that [`Desired`] is up to date after every call.
 //!
 //! State and indexes:
-//! - every endpoint (all hosts) with its effective labels (cached) and addresses; local ones
-//!   also with the set of policies whose selector matches them, and by interface name;
+//! - every endpoint (workload and host endpoints of all hosts) with its effective labels
+//!   (cached) and addresses; local ones also with the set of policies whose selector matches
+//!   them, local workloads by interface name;
+//! - this host's interfaces and their addresses (given by the agent), to find the interface of
+//!   a host endpoint that names only its expected IPs;
 //! - every policy with its parsed selector, order, directions, compiled rules and the local
 //!   endpoints it matches;
 //! - every profile that exists or is referenced, with what it gives to endpoints (labels,
@@ -16,39 +19,69 @@
 //! dirty items with [`Output`], referencing newly used selectors before releasing the
 //! selectors no longer used (so a selector moving between rules is never rebuilt).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use calico_model::{Cidr, Policy, PolicySpec, Profile, Resource, ResourceKey, WorkloadEndpoint};
+use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
+use calico_model::{
+    Cidr, HostEndpoint, Policy, PolicySpec, Profile, Resource, ResourceKey, WorkloadEndpoint,
+};
 use calico_selector::Selector;
 use ipnet::IpNet;
 
 use crate::compile::Compiled;
-use crate::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Pool, PublishedPort};
+use crate::desired::{
+    Action, Changes, Desired, DirectionPlan, Failsafe, HostEndpointPlan, LocalEndpoint, Pool,
+    PublishedPort,
+};
 use crate::index::{Member, SelectorIndex};
 use crate::labels::{self, Inherited, LabelMap};
 use crate::output::Output;
 
-/// A workload endpoint's identity (node, orchestrator, workload, name); cheap to clone.
+/// An endpoint's identity; cheap to clone.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct EndpointId(Arc<[String; 4]>);
+struct EndpointId(Arc<EndpointKey>);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum EndpointKey {
+    /// A workload endpoint: node, orchestrator, workload, name.
+    Workload([String; 4]),
+    /// A host endpoint: node, name.
+    Host([String; 2]),
+}
 
 impl EndpointId {
-    /// `None` when a part is empty (such an endpoint has no key and is ignored).
-    fn new(node: &str, orchestrator: &str, workload: &str, name: &str) -> Option<Self> {
+    /// A workload endpoint's; `None` when a part is empty (such an endpoint has no key and is
+    /// ignored).
+    fn workload(node: &str, orchestrator: &str, workload: &str, name: &str) -> Option<Self> {
         let parts = [node, orchestrator, workload, name];
         if parts.iter().any(|p| p.is_empty()) {
             return None;
         }
-        Some(EndpointId(Arc::new(parts.map(str::to_owned))))
+        Some(EndpointId(Arc::new(EndpointKey::Workload(
+            parts.map(str::to_owned),
+        ))))
+    }
+
+    /// A host endpoint's; `None` when a part is empty.
+    fn host(node: &str, name: &str) -> Option<Self> {
+        if node.is_empty() || name.is_empty() {
+            return None;
+        }
+        Some(EndpointId(Arc::new(EndpointKey::Host([
+            node.to_owned(),
+            name.to_owned(),
+        ]))))
     }
 }
 
 #[derive(Debug)]
 struct Endpoint {
     local: bool,
+    /// A host endpoint (its `interface` may be empty: then its expected IPs find it one).
+    host: bool,
     own_labels: LabelMap,
     profiles: Vec<String>,
     interface: String,
@@ -69,11 +102,21 @@ impl Endpoint {
     }
 }
 
+/// When a policy applies: with the connection-tracked filter (normal), before connection
+/// tracking (`doNotTrack`) or before DNAT (`preDNAT`). Only normal policies apply to workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PolicyKind {
+    Normal,
+    Untracked,
+    PreDnat,
+}
+
 #[derive(Debug)]
 struct PolicyDef {
     /// `None` when the selector does not parse: the policy then applies to nothing.
     selector: Option<Selector>,
     order: Option<f64>,
+    kind: PolicyKind,
     ingress: bool,
     egress: bool,
     compiled: Compiled,
@@ -81,27 +124,44 @@ struct PolicyDef {
 
 impl PolicyDef {
     fn new(spec: &PolicySpec) -> Self {
-        // doNotTrack and preDNAT policies apply to host endpoints only, never to workloads
-        // (Felix): for this graph they govern no direction.
-        let for_workloads = !spec.do_not_track && !spec.pre_dnat;
-        let governs =
-            |t: &str| for_workloads && (spec.types.is_empty() || spec.types.iter().any(|s| s == t));
-        let (ingress, egress) = (governs("ingress"), governs("egress"));
+        // Validation refuses both flags at once; if stored anyway, doNotTrack wins (it applies
+        // first).
+        let (kind, allow) = match (spec.do_not_track, spec.pre_dnat) {
+            (true, _) => (PolicyKind::Untracked, Action::AllowUntracked),
+            (false, true) => (PolicyKind::PreDnat, Action::AllowPreDnat),
+            (false, false) => (PolicyKind::Normal, Action::Allow),
+        };
+        let governs = |t: &str| spec.types.is_empty() || spec.types.iter().any(|s| s == t);
+        // preDNAT policies have no egress (validation refuses it): such rules are left out.
+        let (ingress, egress) = (
+            governs("ingress"),
+            governs("egress") && kind != PolicyKind::PreDnat,
+        );
         PolicyDef {
             selector: calico_selector::parse(&spec.selector).ok(),
             order: spec.order,
+            kind,
             ingress,
             egress,
             compiled: Compiled::new(
                 ingress.then_some(&spec.ingress[..]),
                 egress.then_some(&spec.egress[..]),
+                allow,
             ),
         }
     }
 
-    /// True when the policy applies to an endpoint with these labels in some direction.
-    fn selects(&self, labels: &LabelMap) -> bool {
-        (self.ingress || self.egress) && self.selector.as_ref().is_some_and(|s| s.matches(labels))
+    /// True when the policy applies, in some direction, to an endpoint with these labels: a
+    /// host endpoint (`host`) or a workload (normal policies only).
+    fn selects(&self, labels: &LabelMap, host: bool) -> bool {
+        (self.ingress || self.egress)
+            && (host || self.kind == PolicyKind::Normal)
+            && self.selector.as_ref().is_some_and(|s| s.matches(labels))
+    }
+
+    /// True when `other` applies to the same endpoints in the same directions.
+    fn same_reach(&self, other: &PolicyDef) -> bool {
+        self.kind == other.kind && self.ingress == other.ingress && self.egress == other.egress
     }
 
     /// Sort key: missing order is last.
@@ -147,25 +207,42 @@ struct Dirty {
     policies: BTreeSet<String>,
     profiles: BTreeSet<String>,
     interfaces: BTreeSet<String>,
+    /// Some local host endpoint (or the host's interfaces) changed: every host endpoint plan
+    /// is worked out again (a host has few).
+    host_endpoints: bool,
 }
 
 impl Dirty {
+    /// Marks the plan of a local endpoint as dirty.
     fn interface(&mut self, endpoint: &Endpoint) {
-        if endpoint.local && !endpoint.interface.is_empty() {
+        if !endpoint.local {
+            return;
+        }
+        if endpoint.host {
+            self.host_endpoints = true;
+        } else if !endpoint.interface.is_empty() {
             self.interfaces.insert(endpoint.interface.clone());
         }
     }
 }
 
-/// The calculation graph of one host: feed it the datastore's profiles, policies and
-/// workload endpoints; read the [`Desired`] state of this host and what changed in it.
+/// The calculation graph of one host: feed it the datastore's profiles, policies, workload and
+/// host endpoints and IP pools; read the [`Desired`] state of this host and what changed in it.
 ///
 /// Semantics (Felix 2.x with the v1 API, one `default` tier):
 /// - A local endpoint's plan lists, per direction, the policies that select it and govern that
 ///   direction (by `order`, missing last, then name), then its profiles in its order.
 /// - Effective labels: the endpoint's own, then each profile in order (labels, then tags as
 ///   `tag=""`); they feed policy selectors and IP set membership alike.
-/// - Workload endpoints of other nodes only give IP set members.
+/// - Workload endpoints of other nodes, and host endpoints of every node (their expected IPs),
+///   give IP set members.
+/// - A host endpoint of this node covers the interface it names; one that names none covers
+///   each interface of the host that has one of its expected IPs (see
+///   [`CalcGraph::set_host_addresses`]). An interface covered by several takes the first one
+///   that names it, else the first by expected IPs (by node and name); `cali*` interfaces are
+///   workloads' and never covered. Its plan: normal policies that select it (ingress, egress)
+///   then its profiles; `doNotTrack` policies (ingress, egress) and `preDNAT` policies
+///   (ingress), each sorted as above. Only normal policies apply to workloads.
 /// - [`Desired`] holds the policies that select at least one local endpoint, the profiles
 ///   that at least one local endpoint lists (a missing one as a deny-all entry under its
 ///   name) and the IP sets their rules reference. Endpoints without an interface name, or
@@ -184,6 +261,10 @@ pub struct CalcGraph {
     local_endpoints: BTreeSet<EndpointId>,
     /// Local endpoints by interface name; the first one owns the interface.
     interfaces: HashMap<String, BTreeSet<EndpointId>>,
+    /// This host's host endpoints.
+    local_hosts: BTreeSet<EndpointId>,
+    /// This host's interfaces and their addresses.
+    host_addresses: BTreeMap<String, BTreeSet<IpAddr>>,
     policies: HashMap<String, PolicyEntry>,
     profiles: HashMap<String, ProfileEntry>,
     index: SelectorIndex,
@@ -199,6 +280,8 @@ impl CalcGraph {
             endpoints: HashMap::new(),
             local_endpoints: BTreeSet::new(),
             interfaces: HashMap::new(),
+            local_hosts: BTreeSet::new(),
+            host_addresses: BTreeMap::new(),
             policies: HashMap::new(),
             profiles: HashMap::new(),
             index: SelectorIndex::default(),
@@ -207,11 +290,12 @@ impl CalcGraph {
         }
     }
 
-    /// Adds or replaces a profile, policy, workload endpoint or IP pool; other kinds are
-    /// ignored.
+    /// Adds or replaces a profile, policy, workload or host endpoint or IP pool; other kinds
+    /// are ignored.
     pub fn upsert(&mut self, resource: Resource) {
         match resource {
-            Resource::WorkloadEndpoint(endpoint) => self.upsert_endpoint(endpoint),
+            Resource::WorkloadEndpoint(endpoint) => self.upsert_workload(endpoint),
+            Resource::HostEndpoint(endpoint) => self.upsert_host(endpoint),
             Resource::Policy(policy) => self.upsert_policy(policy),
             Resource::Profile(profile) => self.upsert_profile(profile),
             Resource::IpPool(pool) => {
@@ -226,8 +310,8 @@ impl CalcGraph {
         self.flush();
     }
 
-    /// Removes a profile, policy, workload endpoint or IP pool; other kinds and unknown keys
-    /// are ignored.
+    /// Removes a profile, policy, workload or host endpoint or IP pool; other kinds and unknown
+    /// keys are ignored.
     pub fn remove(&mut self, key: &ResourceKey) {
         match key {
             ResourceKey::WorkloadEndpoint {
@@ -236,7 +320,12 @@ impl CalcGraph {
                 workload,
                 name,
             } => {
-                if let Some(id) = EndpointId::new(node, orchestrator, workload, name) {
+                if let Some(id) = EndpointId::workload(node, orchestrator, workload, name) {
+                    self.remove_endpoint(&id);
+                }
+            }
+            ResourceKey::HostEndpoint { node, name } => {
+                if let Some(id) = EndpointId::host(node, name) {
                     self.remove_endpoint(&id);
                 }
             }
@@ -252,6 +341,23 @@ impl CalcGraph {
     /// driver; an empty list: none). The endpoint's policy still decides what reaches it.
     pub fn set_published(&mut self, interface: &str, ports: Vec<PublishedPort>) {
         self.out.set_published(interface, ports);
+    }
+
+    /// Makes `addresses` this host's interfaces (other than workloads' `cali*`) and their
+    /// addresses, which place the host endpoints that name only expected IPs. Cheap when
+    /// nothing changed.
+    pub fn set_host_addresses(&mut self, addresses: BTreeMap<String, BTreeSet<IpAddr>>) {
+        if addresses == self.host_addresses {
+            return;
+        }
+        self.host_addresses = addresses;
+        self.dirty.host_endpoints = true;
+        self.flush();
+    }
+
+    /// Makes `failsafe` the ports host endpoint policy never blocks.
+    pub fn set_failsafe(&mut self, failsafe: Failsafe) {
+        self.out.set_failsafe(failsafe);
     }
 
     /// The desired state, consistent with everything given so far.
@@ -272,9 +378,9 @@ impl CalcGraph {
         profiles.get(name)?.def.as_ref().map(|d| &d.inherited)
     }
 
-    fn upsert_endpoint(&mut self, endpoint: WorkloadEndpoint) {
+    fn upsert_workload(&mut self, endpoint: WorkloadEndpoint) {
         let WorkloadEndpoint { metadata, spec } = endpoint;
-        let Some(id) = EndpointId::new(
+        let Some(id) = EndpointId::workload(
             &metadata.node,
             &metadata.orchestrator,
             &metadata.workload,
@@ -288,8 +394,9 @@ impl CalcGraph {
                 .iter()
                 .map(|p| Self::inherited(&self.profiles, p)),
         );
-        let mut new = Endpoint {
+        let new = Endpoint {
             local: metadata.node == self.node,
+            host: false,
             own_labels: metadata.labels,
             profiles: spec.profiles,
             interface: spec.interface_name,
@@ -298,6 +405,36 @@ impl CalcGraph {
             labels,
             policies: BTreeSet::new(),
         };
+        self.upsert_endpoint(id, new);
+    }
+
+    fn upsert_host(&mut self, endpoint: HostEndpoint) {
+        let HostEndpoint { metadata, spec } = endpoint;
+        let Some(id) = EndpointId::host(&metadata.node, &metadata.name) else {
+            return;
+        };
+        let labels = labels::effective(
+            &metadata.labels,
+            spec.profiles
+                .iter()
+                .map(|p| Self::inherited(&self.profiles, p)),
+        );
+        let new = Endpoint {
+            local: metadata.node == self.node,
+            host: true,
+            own_labels: metadata.labels,
+            profiles: spec.profiles,
+            interface: spec.interface_name,
+            addrs: Vec::new(),
+            ips: spec.expected_ips.into_iter().collect(),
+            labels,
+            policies: BTreeSet::new(),
+        };
+        self.upsert_endpoint(id, new);
+    }
+
+    /// Adds or replaces the endpoint `id` (its `policies` are worked out here).
+    fn upsert_endpoint(&mut self, id: EndpointId, mut new: Endpoint) {
         let mut old = self.endpoints.remove(&id);
         let old_profiles = old.as_ref().map_or(&[][..], |o| &o.profiles[..]);
         self.link_profiles(&id, new.local, old_profiles, &new.profiles);
@@ -324,7 +461,7 @@ impl CalcGraph {
                     &mut self.policies,
                     &mut self.dirty,
                     &id,
-                    &new.labels,
+                    (&new.labels, new.host),
                     current,
                 )
                 .0
@@ -334,6 +471,9 @@ impl CalcGraph {
             }
             self.link_interface(&id, &new);
             self.local_endpoints.insert(id.clone());
+            if new.host {
+                self.local_hosts.insert(id.clone());
+            }
         }
         self.endpoints.insert(id, new);
     }
@@ -353,6 +493,7 @@ impl CalcGraph {
         if old.local {
             self.unlink_interface(id, &old);
             self.local_endpoints.remove(id);
+            self.local_hosts.remove(id);
         }
     }
 
@@ -382,8 +523,11 @@ impl CalcGraph {
         }
     }
 
+    /// Registers a local endpoint's interface (workloads; a host endpoint just marks the host
+    /// endpoints dirty).
     fn link_interface(&mut self, id: &EndpointId, endpoint: &Endpoint) {
-        if endpoint.interface.is_empty() {
+        if endpoint.host || endpoint.interface.is_empty() {
+            self.dirty.interface(endpoint);
             return;
         }
         self.interfaces
@@ -394,6 +538,10 @@ impl CalcGraph {
     }
 
     fn unlink_interface(&mut self, id: &EndpointId, endpoint: &Endpoint) {
+        if endpoint.host {
+            self.dirty.interface(endpoint);
+            return;
+        }
         if let Some(ids) = self.interfaces.get_mut(&endpoint.interface) {
             ids.remove(id);
             if ids.is_empty() {
@@ -412,13 +560,12 @@ impl CalcGraph {
         let def = PolicyDef::new(&spec);
         let entry = self.policies.entry(name.clone()).or_default();
         let old = entry.def.take();
-        let same_directions = |o: &PolicyDef| o.ingress == def.ingress && o.egress == def.egress;
         let reselect = old
             .as_ref()
-            .is_none_or(|o| o.selector != def.selector || !same_directions(o));
+            .is_none_or(|o| o.selector != def.selector || !o.same_reach(&def));
         let reorder = old
             .as_ref()
-            .is_some_and(|o| o.order != def.order || !same_directions(o));
+            .is_some_and(|o| o.order != def.order || !o.same_reach(&def));
         if reselect {
             let selected: BTreeSet<EndpointId> = self
                 .local_endpoints
@@ -426,7 +573,7 @@ impl CalcGraph {
                 .filter(|id| {
                     self.endpoints
                         .get(*id)
-                        .is_some_and(|e| def.selects(&e.labels))
+                        .is_some_and(|e| def.selects(&e.labels, e.host))
                 })
                 .cloned()
                 .collect();
@@ -478,7 +625,7 @@ impl CalcGraph {
                 labels: metadata.labels,
                 tags: metadata.tags,
             },
-            compiled: Compiled::new(Some(&spec.ingress), Some(&spec.egress)),
+            compiled: Compiled::new(Some(&spec.ingress), Some(&spec.egress), Action::Allow),
         };
         let entry = self.profiles.entry(name.clone()).or_default();
         let relabel = match &entry.def {
@@ -552,7 +699,13 @@ impl CalcGraph {
         );
         if endpoint.local {
             let current = mem::take(&mut endpoint.policies);
-            let (matched, changed) = rematch(policies, dirty, id, &endpoint.labels, current);
+            let (matched, changed) = rematch(
+                policies,
+                dirty,
+                id,
+                (&endpoint.labels, endpoint.host),
+                current,
+            );
             endpoint.policies = matched;
             if changed {
                 dirty.interface(endpoint);
@@ -565,6 +718,8 @@ impl CalcGraph {
         let CalcGraph {
             endpoints,
             interfaces,
+            local_hosts,
+            host_addresses,
             policies,
             profiles,
             index,
@@ -642,7 +797,54 @@ impl CalcGraph {
                 .and_then(|id| endpoints.get(id));
             out.set_endpoint(&interface, owner.map(|e| plan(e, policies)));
         }
+        if mem::take(&mut dirty.host_endpoints) {
+            let owners = host_interfaces(local_hosts, host_addresses, endpoints);
+            let gone: Vec<String> = out
+                .desired()
+                .host_endpoints
+                .keys()
+                .filter(|iface| !owners.contains_key(iface.as_str()))
+                .cloned()
+                .collect();
+            for iface in gone {
+                out.set_host_endpoint(&iface, None);
+            }
+            for (iface, endpoint) in owners {
+                out.set_host_endpoint(iface, Some(host_plan(endpoint, policies)));
+            }
+        }
     }
+}
+
+/// Which local host endpoint covers each interface: the first (by key) that names it, else the
+/// first that names no interface and expects one of its addresses. `cali*` interfaces are
+/// never covered.
+fn host_interfaces<'a>(
+    local_hosts: &BTreeSet<EndpointId>,
+    host_addresses: &'a BTreeMap<String, BTreeSet<IpAddr>>,
+    endpoints: &'a HashMap<EndpointId, Endpoint>,
+) -> BTreeMap<&'a str, &'a Endpoint> {
+    let hosts: Vec<&Endpoint> = local_hosts
+        .iter()
+        .filter_map(|id| endpoints.get(id))
+        .collect();
+    let mut owners = BTreeMap::new();
+    for endpoint in &hosts {
+        if !endpoint.interface.is_empty() {
+            owners
+                .entry(endpoint.interface.as_str())
+                .or_insert(*endpoint);
+        }
+    }
+    for endpoint in hosts.iter().filter(|e| e.interface.is_empty()) {
+        for (iface, addrs) in host_addresses {
+            if !addrs.is_disjoint(&endpoint.ips) {
+                owners.entry(iface.as_str()).or_insert(*endpoint);
+            }
+        }
+    }
+    owners.retain(|iface, _| !iface.starts_with(HOST_INTERFACE_PREFIX));
+    owners
 }
 
 /// Re-evaluates every policy's selector against a local endpoint's labels (O(policies)).
@@ -651,7 +853,7 @@ fn rematch(
     policies: &mut HashMap<String, PolicyEntry>,
     dirty: &mut Dirty,
     id: &EndpointId,
-    labels: &LabelMap,
+    (labels, host): (&LabelMap, bool),
     mut current: BTreeSet<String>,
 ) -> (BTreeSet<String>, bool) {
     let mut changed = false;
@@ -659,7 +861,7 @@ fn rematch(
         let Some(def) = &entry.def else {
             continue;
         };
-        let selects = def.selects(labels);
+        let selects = def.selects(labels, host);
         if selects == current.contains(name) {
             continue;
         }
@@ -676,8 +878,11 @@ fn rematch(
     (current, changed)
 }
 
-/// A local endpoint's plan: its policies per direction, sorted, then its profiles.
-fn plan(endpoint: &Endpoint, policies: &HashMap<String, PolicyEntry>) -> LocalEndpoint {
+/// The policies that select a local endpoint, by `order` (missing last) then name.
+fn selecting<'a>(
+    endpoint: &'a Endpoint,
+    policies: &'a HashMap<String, PolicyEntry>,
+) -> Vec<(&'a String, &'a PolicyDef)> {
     let mut selecting: Vec<(&String, &PolicyDef)> = endpoint
         .policies
         .iter()
@@ -688,18 +893,46 @@ fn plan(endpoint: &Endpoint, policies: &HashMap<String, PolicyEntry>) -> LocalEn
             .total_cmp(&b.order_key())
             .then_with(|| an.cmp(bn))
     });
-    let direction = |governs: fn(&PolicyDef) -> bool| DirectionPlan {
-        policies: selecting
-            .iter()
-            .filter(|(_, def)| governs(def))
-            .map(|(name, _)| (*name).clone())
-            .collect(),
+    selecting
+}
+
+/// The names of the `selecting` policies of `kind` that govern ingress (else egress).
+fn names(selecting: &[(&String, &PolicyDef)], kind: PolicyKind, ingress: bool) -> Vec<String> {
+    selecting
+        .iter()
+        .filter(|(_, def)| def.kind == kind && if ingress { def.ingress } else { def.egress })
+        .map(|(name, _)| (*name).clone())
+        .collect()
+}
+
+/// A local workload's plan: its policies per direction, sorted, then its profiles.
+fn plan(endpoint: &Endpoint, policies: &HashMap<String, PolicyEntry>) -> LocalEndpoint {
+    let selecting = selecting(endpoint, policies);
+    let direction = |ingress| DirectionPlan {
+        policies: names(&selecting, PolicyKind::Normal, ingress),
         profiles: endpoint.profiles.clone(),
     };
     LocalEndpoint {
         interface: endpoint.interface.clone(),
         addrs: endpoint.addrs.clone(),
-        ingress: direction(|d| d.ingress),
-        egress: direction(|d| d.egress),
+        ingress: direction(true),
+        egress: direction(false),
+    }
+}
+
+/// A local host endpoint's plan: normal policies then profiles, untracked and preDNAT
+/// policies.
+fn host_plan(endpoint: &Endpoint, policies: &HashMap<String, PolicyEntry>) -> HostEndpointPlan {
+    let selecting = selecting(endpoint, policies);
+    let direction = |ingress| DirectionPlan {
+        policies: names(&selecting, PolicyKind::Normal, ingress),
+        profiles: endpoint.profiles.clone(),
+    };
+    HostEndpointPlan {
+        ingress: direction(true),
+        egress: direction(false),
+        untracked_ingress: names(&selecting, PolicyKind::Untracked, true),
+        untracked_egress: names(&selecting, PolicyKind::Untracked, false),
+        pre_dnat_ingress: names(&selecting, PolicyKind::PreDnat, true),
     }
 }

@@ -1,10 +1,11 @@
 //! The calculation graph: datastore state to the desired policy state of this host's endpoints
 //! (no I/O).
 //!
-//! Feed a [`CalcGraph`] the profiles, policies, workload endpoints and IP pools of the whole
-//! cluster, as they are created, changed and deleted; after every call, [`CalcGraph::desired`] is
-//! what this host's dataplane should hold ([`Desired`]) and [`CalcGraph::take_changes`] tells
-//! exactly what changed since the previous report ([`Changes`]).
+//! Feed a [`CalcGraph`] the profiles, policies, workload and host endpoints and IP pools of the
+//! whole cluster, as they are created, changed and deleted; after every call,
+//! [`CalcGraph::desired`] is what this host's dataplane should hold ([`Desired`]) and
+//! [`CalcGraph::take_changes`] tells exactly what changed since the previous report
+//! ([`Changes`]).
 //!
 //! ```
 //! use calico_calc::CalcGraph;

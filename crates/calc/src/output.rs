@@ -11,7 +11,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::desired::{Changes, Desired, LocalEndpoint, Pool, PublishedPort, Rules};
+use crate::desired::{
+    Changes, Desired, Failsafe, HostEndpointPlan, LocalEndpoint, Pool, PublishedPort, Rules,
+};
 
 /// The desired state, written only through methods that keep the journal.
 #[derive(Debug, Default)]
@@ -30,6 +32,9 @@ struct Journal {
     policies: HashMap<String, Option<Rules>>,
     profiles: HashMap<String, Option<Rules>>,
     endpoints: HashMap<String, Option<LocalEndpoint>>,
+    host_endpoints: HashMap<String, Option<HostEndpointPlan>>,
+    /// The failsafe ports as they were, once changed.
+    failsafe: Option<Failsafe>,
     /// Every pool, as it was (pools are few: the whole map is kept).
     pools: Option<BTreeMap<IpNet, Pool>>,
     /// Every published port, as it was (a host has few: the whole map is kept).
@@ -106,6 +111,25 @@ impl Output {
             interface,
             plan,
         );
+    }
+
+    /// Sets (or, with `None`, removes) the plan of the host endpoint on `interface`.
+    pub(crate) fn set_host_endpoint(&mut self, interface: &str, plan: Option<HostEndpointPlan>) {
+        write(
+            &mut self.desired.host_endpoints,
+            &mut self.journal.host_endpoints,
+            interface,
+            plan,
+        );
+    }
+
+    /// Sets the failsafe ports (every host endpoint is reported changed when they differ).
+    pub(crate) fn set_failsafe(&mut self, failsafe: Failsafe) {
+        if self.desired.failsafe == failsafe {
+            return;
+        }
+        let old = std::mem::replace(&mut self.desired.failsafe, failsafe);
+        self.journal.failsafe.get_or_insert(old);
     }
 
     /// Sets (or, with `None`, removes) an IP pool.
@@ -197,6 +221,17 @@ impl Output {
             &mut changes.endpoints_changed,
             &mut changes.endpoints_removed,
         );
+        diff(
+            &desired.host_endpoints,
+            journal.host_endpoints,
+            &mut changes.host_endpoints_changed,
+            &mut changes.host_endpoints_removed,
+        );
+        if journal.failsafe.is_some_and(|old| old != desired.failsafe) {
+            changes
+                .host_endpoints_changed
+                .extend(desired.host_endpoints.keys().cloned());
+        }
         changes.pools_changed = journal.pools.is_some_and(|old| old != desired.pools);
         changes.published_changed = journal
             .published

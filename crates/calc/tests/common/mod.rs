@@ -139,3 +139,33 @@ pub fn allow_from_tag(tag: &str) -> Rule {
     rule.source.tag = tag.to_owned();
     rule
 }
+
+/// A host endpoint: `interface` (may be empty), its expected IPs, labels and profiles.
+pub fn host_endpoint(
+    node: &str,
+    name: &str,
+    interface: &str,
+    expected: &[&str],
+    own: &[(&str, &str)],
+    profiles: &[&str],
+) -> Resource {
+    Resource::HostEndpoint(calico_model::HostEndpoint {
+        metadata: calico_model::HostEndpointMetadata {
+            name: name.to_owned(),
+            node: node.to_owned(),
+            labels: labels(own),
+        },
+        spec: calico_model::HostEndpointSpec {
+            interface_name: interface.to_owned(),
+            expected_ips: expected.iter().map(|ip| ip.parse().unwrap()).collect(),
+            profiles: strings(profiles),
+        },
+    })
+}
+
+pub fn host_endpoint_key(node: &str, name: &str) -> ResourceKey {
+    ResourceKey::HostEndpoint {
+        node: node.to_owned(),
+        name: name.to_owned(),
+    }
+}

@@ -68,6 +68,11 @@ use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
 /// policies, so it never leaves the table set.
 pub const PASS_MARK: u32 = 0x0002_0000;
 
+/// The packet mark bit a `doNotTrack` or `preDNAT` allow sets, so the host endpoint's normal
+/// policy accepts the packet without evaluating it (Felix's accept mark); cleared for every
+/// packet when it enters the raw hooks.
+pub const ACCEPT_MARK: u32 = 0x0001_0000;
+
 /// Prefix of Felix's log lines for `log` rules.
 const LOG_PREFIX: &str = "calico-packet";
 
@@ -283,6 +288,10 @@ fn rule_chains(
 fn verdict(action: Action, in_policy: bool) -> String {
     match action {
         Action::Allow => "accept".to_string(),
+        Action::AllowUntracked => {
+            format!("meta mark set meta mark | {ACCEPT_MARK:#010x} notrack accept")
+        }
+        Action::AllowPreDnat => format!("meta mark set meta mark | {ACCEPT_MARK:#010x} accept"),
         Action::Deny => "drop".to_string(),
         Action::Log => format!("log prefix \"{LOG_PREFIX}\""),
         Action::Pass if in_policy => format!("meta mark set meta mark | {PASS_MARK:#010x} return"),

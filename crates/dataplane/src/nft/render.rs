@@ -599,6 +599,7 @@ mod tests {
                     endpoint_port: 80,
                 }],
             )]),
+            ..Desired::default()
         }
     }
 
