@@ -1,8 +1,11 @@
-//! IPv4 address autodetection, as Calico's `IP_AUTODETECTION_METHOD`.
+//! IPv4 address autodetection, as Calico's `IP_AUTODETECTION_METHOD`, and the reading of this
+//! host's interfaces and addresses for the host endpoints.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs, UdpSocket};
 
 use anyhow::{anyhow, bail, Context, Result};
+use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
 use calico_model::Cidr;
 use ipnet::{IpNet, Ipv4Net};
 use regex_lite::Regex;
@@ -144,6 +147,37 @@ pub(crate) fn interface_addresses() -> Result<Vec<(String, Ipv4Net)>> {
     Ok(out)
 }
 
+/// Every interface of this host but the workloads' (`cali*`), up or down, with its IPv4 and
+/// IPv6 addresses (possibly none), as Felix's interface monitor sees them for the host
+/// endpoints.
+pub(crate) fn host_interfaces() -> Result<BTreeMap<String, BTreeSet<IpAddr>>> {
+    let entries = nix::ifaddrs::getifaddrs().context("cannot list interface addresses")?;
+    Ok(non_workload(entries.map(|ifa| {
+        let address = ifa.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        });
+        (ifa.interface_name, address)
+    })))
+}
+
+/// The interfaces of `entries` (one per address, or with none for a link of its own) that are
+/// not workloads', with their addresses.
+fn non_workload(
+    entries: impl Iterator<Item = (String, Option<IpAddr>)>,
+) -> BTreeMap<String, BTreeSet<IpAddr>> {
+    let mut interfaces: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+    for (name, address) in entries {
+        if name.starts_with(HOST_INTERFACE_PREFIX) {
+            continue;
+        }
+        let addresses = interfaces.entry(name).or_default();
+        addresses.extend(address);
+    }
+    interfaces
+}
+
 /// The local address the kernel would use to reach `dest` (the UDP-connect trick; no packet is sent).
 fn source_for(dest: &str) -> Result<Ipv4Addr> {
     let target = (dest, 80)
@@ -206,6 +240,45 @@ mod tests {
         let p = Regex::new("eth.*").unwrap();
         assert!(full_match(&p, "eth0"));
         assert!(!full_match(&p, "veth0"));
+    }
+
+    #[test]
+    fn host_interfaces_leave_out_workloads_and_keep_interfaces_without_addresses() {
+        let entry =
+            |name: &str, ip: Option<&str>| (name.to_string(), ip.map(|i| i.parse().unwrap()));
+        let entries = [
+            entry("lo", None),
+            entry("lo", Some("127.0.0.1")),
+            entry("lo", Some("::1")),
+            entry("eth0", None),
+            entry("eth0", Some("10.0.0.5")),
+            entry("eth0", Some("10.0.0.6")),
+            entry("eth0", Some("fe80::1")),
+            entry("eth1", None),
+            entry("cali0123456789a", None),
+            entry("cali0123456789a", Some("fe80::ecee:eeff:feee:eeee")),
+        ];
+        let ips = |list: &[&str]| list.iter().map(|i| i.parse().unwrap()).collect();
+        assert_eq!(
+            non_workload(entries.into_iter()),
+            BTreeMap::from([
+                (
+                    "eth0".to_string(),
+                    ips(&["10.0.0.5", "10.0.0.6", "fe80::1"])
+                ),
+                ("eth1".to_string(), BTreeSet::new()),
+                ("lo".to_string(), ips(&["127.0.0.1", "::1"])),
+            ])
+        );
+        let here = host_interfaces().unwrap();
+        assert!(
+            here["lo"].contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "{here:?}"
+        );
+        assert!(
+            !here.keys().any(|name| name.starts_with("cali")),
+            "{here:?}"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! calico-node's settings, read from Calico's environment variables.
 
+use std::num::IntErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use calico_calc::desired::{Failsafe, FailsafePort};
 use calico_libnetwork::{DriverConfig, DEFAULT_PLUGIN_DIR};
 use calico_model::{AsNumber, Cidr, IpipConfiguration};
 use calico_store::DatastoreConfig;
@@ -61,12 +63,23 @@ pub struct Config {
     /// `CALICO_RUN_DIR`: where calico-node says which Docker Engine it serves, for `calicoctl`
     /// (default /var/run/calico, where `calicoctl node run` keeps the pid file too).
     pub run_dir: PathBuf,
+    /// `FELIX_FAILSAFEINBOUNDHOSTPORTS` and `FELIX_FAILSAFEOUTBOUNDHOSTPORTS`: the ports host
+    /// endpoint policy never blocks (default [`Failsafe::default`]).
+    pub failsafe: Failsafe,
 }
 
 /// Where BIRD's configuration and control socket go unless `CALICO_BIRD_DIR` says otherwise.
 pub const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 /// calico-node's run directory unless `CALICO_RUN_DIR` says otherwise.
 pub const DEFAULT_RUN_DIR: &str = "/var/run/calico";
+
+/// The inbound failsafe ports' variable (Felix's `FailsafeInboundHostPorts`).
+const FAILSAFE_INBOUND: &str = "FELIX_FAILSAFEINBOUNDHOSTPORTS";
+/// The outbound failsafe ports' variable (Felix's `FailsafeOutboundHostPorts`).
+const FAILSAFE_OUTBOUND: &str = "FELIX_FAILSAFEOUTBOUNDHOSTPORTS";
+/// The form of a failsafe port list, for messages.
+const FAILSAFE_FORM: &str = "use a comma-separated list of tcp:<port>, udp:<port> or <port> \
+                             (tcp), each port 0-65535, or none for no ports";
 
 /// The IPIP mode of the default IPv4 pool, as calico/node v2.6 reads `CALICO_IPV4POOL_IPIP`
 /// (any case; empty is `off`).
@@ -179,7 +192,13 @@ impl Config {
         let bird_socket = var("CALICO_BIRD_SOCKET")
             .map(PathBuf::from)
             .unwrap_or_else(|| bird_dir.join("bird.ctl"));
+        let defaults = Failsafe::default();
+        let failsafe = Failsafe {
+            inbound: failsafe_ports(&env, FAILSAFE_INBOUND, defaults.inbound)?,
+            outbound: failsafe_ports(&env, FAILSAFE_OUTBOUND, defaults.outbound)?,
+        };
         Ok(Config {
+            failsafe,
             run_bird,
             bird_dir,
             bird_socket,
@@ -221,6 +240,60 @@ fn flag(var: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Res
         "false" | "0" | "no" | "n" | "f" => Ok(false),
         _ => bail!("{name}={value:?}: use true or false (or 1/0, yes/no, y/n, t/f)"),
     }
+}
+
+/// A failsafe port list, read as Felix 2.6 reads `FailsafeInboundHostPorts` and
+/// `FailsafeOutboundHostPorts` (`config/param_types.go`, `PortListParam`; `config_params.go`):
+/// an empty value is ignored (the default applies), `none` in any case is the empty list, and
+/// otherwise the value is split at commas, each item trimmed of spaces, empty items skipped, and
+/// each item is `<protocol>:<port>` or `<port>` (tcp), the protocol `tcp` or `udp` in any case,
+/// the port a decimal integer from 0 to 65535. Unlike the other settings, a value of only
+/// spaces is not "unset": Felix reads it as a list with no items, as here.
+fn failsafe_ports(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Vec<FailsafePort>,
+) -> Result<Vec<FailsafePort>> {
+    let raw = match env(name) {
+        None => return Ok(default),
+        Some(raw) if raw.is_empty() => return Ok(default),
+        Some(raw) => raw,
+    };
+    if raw.to_lowercase() == "none" {
+        return Ok(Vec::new());
+    }
+    raw.split(',')
+        .map(|item| item.trim_matches(' '))
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            failsafe_port(item).map_err(|why| anyhow!("{name}={raw:?}: {why}; {FAILSAFE_FORM}"))
+        })
+        .collect()
+}
+
+/// One item of a failsafe port list, or what is wrong with it.
+fn failsafe_port(item: &str) -> std::result::Result<FailsafePort, String> {
+    let parts: Vec<&str> = item.split(':').collect();
+    let (protocol, port) = match parts[..] {
+        [port] => ("tcp".to_string(), port),
+        [protocol, port] => (protocol.to_lowercase(), port),
+        _ => return Err(format!("{item:?} is not <protocol>:<port> or <port>")),
+    };
+    let protocol = match protocol.as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        _ => return Err(format!("{item:?} has an unknown protocol {protocol:?}")),
+    };
+    // As Go's strconv.Atoi: decimal digits with an optional sign, no spaces.
+    let out_of_range = || format!("{item:?} has a port out of the range 0-65535");
+    let number: i64 = port
+        .parse()
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => out_of_range(),
+            _ => format!("{item:?} has a port that is not an integer"),
+        })?;
+    let port = u16::try_from(number).map_err(|_| out_of_range())?;
+    Ok(FailsafePort { protocol, port })
 }
 
 /// A duration in seconds; Go-style `5s` is accepted too.
@@ -373,6 +446,99 @@ mod tests {
                 )
             );
         }
+    }
+
+    fn tcp(port: u16) -> FailsafePort {
+        FailsafePort { protocol: 6, port }
+    }
+
+    fn udp(port: u16) -> FailsafePort {
+        FailsafePort { protocol: 17, port }
+    }
+
+    /// The failsafe ports of `FELIX_FAILSAFEINBOUNDHOSTPORTS=value`.
+    fn inbound(value: &str) -> Result<Vec<FailsafePort>> {
+        config(&[("NODENAME", "n"), (FAILSAFE_INBOUND, value)]).map(|c| c.failsafe.inbound)
+    }
+
+    #[test]
+    fn failsafe_ports_default_to_the_graphs_and_are_read_as_felix_reads_them() {
+        let c = config(&[("NODENAME", "n")]).unwrap();
+        assert_eq!(c.failsafe, Failsafe::default());
+        assert_eq!(
+            inbound("").unwrap(),
+            Failsafe::default().inbound,
+            "empty is unset"
+        );
+        for (value, ports) in [
+            ("tcp:22,udp:68", vec![tcp(22), udp(68)]),
+            ("TCP:22, Udp:53 ,8080", vec![tcp(22), udp(53), tcp(8080)]),
+            ("  tcp:1  ,,, udp:0 ,", vec![tcp(1), udp(0)]),
+            ("tcp:65535,+7,tcp:007", vec![tcp(65535), tcp(7), tcp(7)]),
+            ("udp:53,udp:53", vec![udp(53), udp(53)]),
+            ("none", vec![]),
+            ("NoNe", vec![]),
+            (" ", vec![]),
+            (",", vec![]),
+        ] {
+            assert_eq!(inbound(value).unwrap(), ports, "{value:?}");
+        }
+        let c = config(&[
+            ("NODENAME", "n"),
+            (FAILSAFE_OUTBOUND, "udp:53"),
+            (FAILSAFE_INBOUND, "none"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.failsafe,
+            Failsafe {
+                inbound: vec![],
+                outbound: vec![udp(53)]
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_failsafe_port_names_the_variable_the_item_and_the_form() {
+        let form = "use a comma-separated list of tcp:<port>, udp:<port> or <port> (tcp), each \
+                    port 0-65535, or none for no ports";
+        for (value, why) in [
+            (
+                "tcp:22,sctp:9",
+                "\"sctp:9\" has an unknown protocol \"sctp\"",
+            ),
+            (
+                "tcp:22:1",
+                "\"tcp:22:1\" is not <protocol>:<port> or <port>",
+            ),
+            ("tcp:ssh", "\"tcp:ssh\" has a port that is not an integer"),
+            ("tcp: 22", "\"tcp: 22\" has a port that is not an integer"),
+            ("\t22", "\"\\t22\" has a port that is not an integer"),
+            ("tcp:", "\"tcp:\" has a port that is not an integer"),
+            (" none", "\"none\" has a port that is not an integer"),
+            ("tcp :22", "\"tcp :22\" has an unknown protocol \"tcp \""),
+            (
+                "udp:65536",
+                "\"udp:65536\" has a port out of the range 0-65535",
+            ),
+            ("-1", "\"-1\" has a port out of the range 0-65535"),
+            (
+                "99999999999999999999",
+                "\"99999999999999999999\" has a port out of the range 0-65535",
+            ),
+        ] {
+            let err = inbound(value).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("FELIX_FAILSAFEINBOUNDHOSTPORTS={value:?}: {why}; {form}")
+            );
+        }
+        let err = config(&[("NODENAME", "n"), (FAILSAFE_OUTBOUND, "icmp:8")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("FELIX_FAILSAFEOUTBOUNDHOSTPORTS=\"icmp:8\": \"icmp:8\" has an"),
+            "{err}"
+        );
     }
 
     #[test]

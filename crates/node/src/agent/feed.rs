@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use calico_calc::desired::Failsafe;
 use calico_calc::CalcGraph;
 use calico_model::{Kind, Resource, ResourceKey};
 use calico_store::keys::kind_of_path;
@@ -12,10 +13,11 @@ use calico_store::{KeyValue, WatchEvent};
 use tracing::warn;
 
 /// The kinds some consumer reads.
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::Profile,
     Kind::Policy,
     Kind::WorkloadEndpoint,
+    Kind::HostEndpoint,
     Kind::IpPool,
 ];
 
@@ -96,19 +98,24 @@ pub fn decode_event(event: WatchEvent) -> Result<Option<Update>, Relisting> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Relisting;
 
-/// The calculation graph, with the path each resource was stored at.
+/// The calculation graph, with the path each resource was stored at and the failsafe ports it
+/// is given again whenever it starts over.
 pub struct GraphFeed {
     node: String,
+    failsafe: Failsafe,
     graph: CalcGraph,
     paths: HashMap<String, ResourceKey>,
 }
 
 impl GraphFeed {
-    /// An empty graph for the endpoints of `node`.
-    pub fn new(node: &str) -> GraphFeed {
+    /// An empty graph for the endpoints of `node`, whose host endpoints never block `failsafe`.
+    pub fn new(node: &str, failsafe: Failsafe) -> GraphFeed {
+        let mut graph = CalcGraph::new(node);
+        graph.set_failsafe(failsafe.clone());
         GraphFeed {
             node: node.to_string(),
-            graph: CalcGraph::new(node),
+            failsafe,
+            graph,
             paths: HashMap::new(),
         }
     }
@@ -122,7 +129,7 @@ impl GraphFeed {
 impl GraphFeed {
     /// Forgets everything: a complete listing follows.
     fn reset(&mut self) {
-        *self = GraphFeed::new(&self.node);
+        *self = GraphFeed::new(&self.node, self.failsafe.clone());
     }
 
     /// Feeds `updates` to the graph, which keeps the resources.
@@ -197,6 +204,7 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calico_calc::desired::FailsafePort;
     use calico_model::codec;
     use calico_store::keys::key_path;
 
@@ -248,7 +256,7 @@ spec:
         let wep = codec::decode(WEP).unwrap().remove(0);
         let kv = stored(&wep, serde_json::to_vec(&wep).unwrap());
         let put = decode_put(&kv).unwrap();
-        let mut feed = GraphFeed::new("calico-01");
+        let mut feed = GraphFeed::new("calico-01", Failsafe::default());
         feed.apply(vec![put.clone()]);
         assert_eq!(feed.graph().desired().endpoints.len(), 1);
         feed.apply(vec![Update::Remove {
@@ -262,11 +270,33 @@ spec:
     }
 
     #[test]
+    fn host_endpoints_reach_the_graph_and_the_failsafe_ports_survive_a_resync() {
+        let yaml = "{apiVersion: v1, kind: hostEndpoint, metadata: {name: eth0, node: calico-01}, \
+                    spec: {interfaceName: eth0}}";
+        let hep = codec::decode(yaml).unwrap().remove(0);
+        let kv = stored(&hep, serde_json::to_vec(&hep).unwrap());
+        let failsafe = Failsafe {
+            inbound: vec![FailsafePort {
+                protocol: 6,
+                port: 2222,
+            }],
+            outbound: Vec::new(),
+        };
+        let mut feed = GraphFeed::new("calico-01", failsafe.clone());
+        assert_eq!(feed.graph().desired().failsafe, failsafe);
+        feed.apply(vec![decode_put(&kv).unwrap()]);
+        assert!(feed.graph().desired().host_endpoints.contains_key("eth0"));
+        feed.reset();
+        assert!(feed.graph().desired().host_endpoints.is_empty());
+        assert_eq!(feed.graph().desired().failsafe, failsafe);
+    }
+
+    #[test]
     fn pools_reach_the_graph_and_leave_it_when_deleted() {
         let yaml = "{apiVersion: v1, kind: ipPool, metadata: {cidr: 10.0.0.0/16}, spec: {nat-outgoing: true}}";
         let pool = codec::decode(yaml).unwrap().remove(0);
         let kv = stored(&pool, serde_json::to_vec(&pool).unwrap());
-        let mut feed = GraphFeed::new("calico-01");
+        let mut feed = GraphFeed::new("calico-01", Failsafe::default());
         feed.apply(vec![decode_put(&kv).unwrap()]);
         let cidr = "10.0.0.0/16".parse().unwrap();
         assert!(feed.graph().desired().pools[&cidr].nat_outgoing);

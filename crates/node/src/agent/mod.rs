@@ -1,21 +1,25 @@
-//! The policy agent: follows the datastore (profiles, policies, every host's workload
-//! endpoints), hands each change to its consumers ([`feed`]: the calculation graph, the DNS
-//! name table), and programs the [`PolicyDataplane`] with only what changed. Nothing is written
-//! before the first complete listing; on start, a dataplane that already matches is left
-//! untouched. A failed apply or a lost watch starts it over from a new listing. The ports
-//! published to local endpoints come from the plugin driver instead ([`Published`]), and are
-//! given to the graph again after every listing.
+//! The policy agent: follows the datastore (profiles, policies, IP pools, every host's
+//! workload and host endpoints), hands each change to its consumers ([`feed`]: the calculation
+//! graph, the DNS name table), and programs the [`PolicyDataplane`] with only what changed.
+//! Nothing is written before the first complete listing; on start, a dataplane that already
+//! matches is left untouched. A failed apply or a lost watch starts it over from a new listing.
+//! Two inputs come from this host instead of the datastore, and are given to the graph again
+//! after every listing and whenever they change: the ports published to local endpoints, from
+//! the plugin driver ([`Published`]), and the host's interfaces and their addresses
+//! ([`HostAddresses`]), which place the host endpoints that name only their expected IPs. The
+//! failsafe ports are fixed at start.
 
 pub mod feed;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use calico_calc::desired::PublishedPort;
+use calico_calc::desired::{Failsafe, PublishedPort};
 use calico_calc::CalcGraph;
 use calico_dataplane::PolicyDataplane;
 use calico_store::keys::RESOURCES_PREFIX;
@@ -34,11 +38,16 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// was asked for with `docker run -p`).
 pub type Published = BTreeMap<String, Vec<PublishedPort>>;
 
+/// This host's interfaces other than the workloads' `cali*` ones, each with its IPv4 and IPv6
+/// addresses (possibly none).
+pub type HostAddresses = BTreeMap<String, BTreeSet<IpAddr>>;
+
 /// Follows the datastore and keeps this host's policy dataplane in line with it.
 pub struct Agent<D> {
     ds: Arc<dyn Datastore>,
     dataplane: D,
     published: watch::Receiver<Published>,
+    host_addresses: watch::Receiver<HostAddresses>,
     feeds: Dispatcher,
     resync_interval: Duration,
     restart_delay: Duration,
@@ -65,12 +74,15 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl<D: PolicyDataplane> Agent<D> {
-    /// An agent for `node` reading `ds` and `published` and programming `dataplane`, which it
-    /// reads back every `resync_interval` to repair drift.
+    /// An agent for `node` reading `ds`, `published` and `host_addresses` and programming
+    /// `dataplane`, which it reads back every `resync_interval` to repair drift; host endpoint
+    /// policy never blocks the ports of `failsafe`.
     pub fn new(
         node: &str,
         ds: Arc<dyn Datastore>,
         published: watch::Receiver<Published>,
+        host_addresses: watch::Receiver<HostAddresses>,
+        failsafe: Failsafe,
         dataplane: D,
         resync_interval: Duration,
     ) -> Self {
@@ -78,7 +90,8 @@ impl<D: PolicyDataplane> Agent<D> {
             ds,
             dataplane,
             published,
-            feeds: Dispatcher::new(GraphFeed::new(node)),
+            host_addresses,
+            feeds: Dispatcher::new(GraphFeed::new(node, failsafe)),
             resync_interval,
             restart_delay: RESTART_DELAY,
         }
@@ -116,6 +129,7 @@ impl<D: PolicyDataplane> Agent<D> {
         self.feeds.updates(updates);
         self.feeds.status(SyncStatus::InSync);
         self.give_published();
+        self.give_host_addresses();
         let graph = self.feeds.graph();
         graph.take_changes();
         self.full_sync(Why::Listed)?;
@@ -137,8 +151,12 @@ impl<D: PolicyDataplane> Agent<D> {
                     }
                 }
                 _ = resync.tick() => self.full_sync(Why::DriftCheck)?,
-                () = published_changed(&mut self.published) => {
+                () = changed(&mut self.published) => {
                     self.give_published();
+                    self.apply_changes()?;
+                }
+                () = changed(&mut self.host_addresses) => {
+                    self.give_host_addresses();
                     self.apply_changes()?;
                 }
             }
@@ -185,6 +203,12 @@ impl<D: PolicyDataplane> Agent<D> {
         for (iface, ports) in published {
             graph.set_published(&iface, ports);
         }
+    }
+
+    /// Gives the graph this host's interfaces and addresses as they are now.
+    fn give_host_addresses(&mut self) {
+        let addresses = self.host_addresses.borrow_and_update().clone();
+        self.feeds.graph().set_host_addresses(addresses);
     }
 
     /// Applies the graph's pending changes, if any.
@@ -246,9 +270,9 @@ impl<D: PolicyDataplane> Agent<D> {
     }
 }
 
-/// Returns when the published ports change; never, once nobody can change them any more.
-async fn published_changed(published: &mut watch::Receiver<Published>) {
-    if published.changed().await.is_err() {
+/// Returns when `input` changes; never, once nobody can change it any more.
+async fn changed<T>(input: &mut watch::Receiver<T>) {
+    if input.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }

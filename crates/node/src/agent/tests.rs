@@ -1,11 +1,11 @@
 //! The agent loop against a scripted datastore and a fake dataplane: batching, relisting,
-//! starting over after an apply error, drift repair, published ports.
+//! starting over after an apply error, drift repair, published ports, host addresses.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use calico_calc::desired::{Changes, Desired, PublishedPort};
+use calico_calc::desired::{Changes, Desired, Failsafe, PublishedPort};
 use calico_dataplane::nft::TxSize;
 use calico_dataplane::DataplaneError;
 use calico_model::{codec, Resource};
@@ -30,6 +30,8 @@ enum Call {
     /// The interfaces with published ports, after a `resync` or an `apply_changes` whose
     /// report says they changed (only when there are some, or they changed).
     Published(BTreeSet<String>),
+    /// The interfaces with host endpoints, likewise.
+    HostEndpoints(BTreeSet<String>),
 }
 
 /// Records every call; fails the first `failing_applies` applies; reports drift on every resync.
@@ -46,6 +48,10 @@ fn published(desired: &Desired) -> Call {
     Call::Published(desired.published.keys().cloned().collect())
 }
 
+fn host_endpoints(desired: &Desired) -> Call {
+    Call::HostEndpoints(desired.host_endpoints.keys().cloned().collect())
+}
+
 impl PolicyDataplane for FakeDataplane {
     fn apply_changes(
         &mut self,
@@ -59,6 +65,11 @@ impl PolicyDataplane for FakeDataplane {
             });
             if changes.published_changed {
                 calls.push(published(desired));
+            }
+            if !changes.host_endpoints_changed.is_empty()
+                || !changes.host_endpoints_removed.is_empty()
+            {
+                calls.push(host_endpoints(desired));
             }
         });
         if self.failing_applies > 0 {
@@ -77,6 +88,9 @@ impl PolicyDataplane for FakeDataplane {
             calls.push(Call::Resync(interfaces(desired)));
             if !desired.published.is_empty() {
                 calls.push(published(desired));
+            }
+            if !desired.host_endpoints.is_empty() {
+                calls.push(host_endpoints(desired));
             }
         });
         Ok(true)
@@ -212,24 +226,48 @@ fn names(ns: impl IntoIterator<Item = u32>) -> BTreeSet<String> {
     ns.into_iter().map(interface).collect()
 }
 
+/// A host endpoint of this host named `name` that names no interface: it covers those that
+/// have one of `expected_ips`.
+fn host_endpoint(name: &str, expected_ips: &[&str]) -> Resource {
+    let yaml = format!(
+        "{{apiVersion: v1, kind: hostEndpoint, metadata: {{name: {name}, node: calico-01}}, \
+         spec: {{expectedIPs: [{}]}}}}",
+        expected_ips.join(", ")
+    );
+    codec::decode(&yaml).unwrap().remove(0)
+}
+
+/// Host addresses of `(interface, addresses)`.
+fn addresses(interfaces: &[(&str, &[&str])]) -> HostAddresses {
+    interfaces
+        .iter()
+        .map(|(name, ips)| {
+            let ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+            (name.to_string(), ips)
+        })
+        .collect()
+}
+
 /// Runs an agent over `rounds` until the fake dataplane's calls satisfy `done`; returns them.
-/// Nobody publishes ports.
+/// Nobody publishes ports, and the host has no interfaces.
 async fn run_until(
     rounds: Vec<Round>,
     failing_applies: usize,
     resync_interval: Duration,
     done: impl Fn(&[Call]) -> bool,
 ) -> Vec<Call> {
-    let (_, nobody) = watch::channel(Published::new());
-    run_with_ports(rounds, failing_applies, resync_interval, nobody, done).await
+    let (_, no_ports) = watch::channel(Published::new());
+    let (_, no_interfaces) = watch::channel(HostAddresses::new());
+    let inputs = (no_ports, no_interfaces);
+    run_with(rounds, failing_applies, resync_interval, inputs, done).await
 }
 
-/// [`run_until`] with the published ports of `ports`.
-async fn run_with_ports(
+/// [`run_until`] with the published ports and host addresses of `(ports, addresses)`.
+async fn run_with(
     rounds: Vec<Round>,
     failing_applies: usize,
     resync_interval: Duration,
-    ports: watch::Receiver<Published>,
+    (ports, addresses): (watch::Receiver<Published>, watch::Receiver<HostAddresses>),
     done: impl Fn(&[Call]) -> bool,
 ) -> Vec<Call> {
     let (calls, mut seen) = watch::channel(Vec::new());
@@ -245,6 +283,8 @@ async fn run_with_ports(
         "calico-01",
         Arc::new(store),
         ports,
+        addresses,
+        Failsafe::default(),
         dataplane,
         resync_interval,
     );
@@ -385,7 +425,8 @@ async fn published_ports_are_applied_and_survive_a_relist() {
         },
     ];
     let sender = ports.clone();
-    let calls = run_with_ports(rounds, 0, HOUR, receiver, move |calls| {
+    let (_, no_interfaces) = watch::channel(HostAddresses::new());
+    let calls = run_with(rounds, 0, HOUR, (receiver, no_interfaces), move |calls| {
         let programmed = programming(calls);
         if programmed.len() == 4 {
             // after both listings: the driver takes the ports away
@@ -409,4 +450,47 @@ async fn published_ports_are_applied_and_survive_a_relist() {
         ]
     );
     drop(ports);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_addresses_place_host_endpoints_and_survive_a_relist() {
+    let by_ip = host_endpoint("by-ip", &["10.0.0.1"]);
+    let (host, receiver) = watch::channel(addresses(&[("eth0", &["10.0.0.1"]), ("lo", &[])]));
+    let rounds = vec![
+        Round {
+            listing: vec![profile(), stored(&by_ip)],
+            events: vec![WatchEvent::Relist],
+        },
+        Round {
+            listing: vec![profile(), stored(&by_ip)],
+            events: vec![],
+        },
+    ];
+    let sender = host.clone();
+    let (_, no_ports) = watch::channel(Published::new());
+    let calls = run_with(rounds, 0, HOUR, (no_ports, receiver), move |calls| {
+        let programmed = programming(calls);
+        if programmed.len() == 4 {
+            // after both listings: the address moves to another interface
+            sender.send_replace(addresses(&[("eth1", &["10.0.0.1"]), ("eth0", &[])]));
+        }
+        programmed.len() >= 6
+    })
+    .await;
+    let eth = |name: &str| Call::HostEndpoints(BTreeSet::from([name.to_string()]));
+    assert_eq!(
+        programming(&calls),
+        [
+            Call::Resync(BTreeSet::new()),
+            eth("eth0"),
+            Call::Resync(BTreeSet::new()),
+            eth("eth0"),
+            Call::Apply {
+                changed: 0,
+                endpoints: BTreeSet::new()
+            },
+            eth("eth1"),
+        ]
+    );
+    drop(host);
 }
