@@ -181,8 +181,8 @@ pub struct Failsafe {
 }
 
 impl Default for Failsafe {
-    /// Felix 2.6's defaults: inbound tcp 22, udp 68, tcp 179, 2379, 2380, 6666, 6667;
-    /// outbound udp 53, 67, tcp 179, 2379, 2380, 6666, 6667.
+    /// Felix 3.x's defaults (2.6's plus BGP and etcd's ports): inbound tcp 22, udp 68,
+    /// tcp 179, 2379, 2380, 6666, 6667; outbound udp 53, 67, tcp 179, 2379, 2380, 6666, 6667.
     fn default() -> Self {
         let port = |protocol, port| FailsafePort { protocol, port };
         let tcp = [179, 2379, 2380, 6666, 6667].map(|p| port(6, p));

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use std::{fs, thread};
 
 use calico_calc::desired::{
-    Action, Changes, Desired, DirectionPlan, IcmpMatch, LocalEndpoint, Pool, PortRange,
-    PublishedPort, Rule, Rules,
+    Action, Changes, Desired, DirectionPlan, HostEndpointPlan, IcmpMatch, LocalEndpoint, Pool,
+    PortRange, PublishedPort, Rule, Rules,
 };
 use calico_dataplane::endpoint::{self, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
@@ -225,6 +225,33 @@ fn rich() -> Desired {
             published(Some("10.10.0.11"), 53, "10.65.0.1"),
         ],
     );
+    let untracked = Rules {
+        ingress: vec![from_nets(Action::AllowUntracked, &["10.10.0.0/24"])],
+        egress: vec![from_set(Action::AllowUntracked, "net1")],
+    };
+    d.policies.insert("untracked".into(), untracked);
+    d.policies.insert(
+        "pre-dnat".into(),
+        Rules {
+            ingress: vec![
+                from_nets(Action::Deny, &["10.10.0.254/32"]),
+                from_set(Action::AllowPreDnat, "net1"),
+            ],
+            egress: vec![],
+        },
+    );
+    d.host_endpoints.insert(
+        "eth0".into(),
+        HostEndpointPlan {
+            ingress: plan(&["pass-first"], &["net1"]),
+            egress: plan(&[], &["missing-profile"]),
+            untracked_ingress: vec!["untracked".into()],
+            untracked_egress: vec!["untracked".into()],
+            pre_dnat_ingress: vec!["pre-dnat".into(), "missing-policy".into()],
+        },
+    );
+    d.host_endpoints
+        .insert("not-yet-there".into(), HostEndpointPlan::default());
     d
 }
 
@@ -281,6 +308,10 @@ fn rich_changed() -> (Desired, Changes) {
     );
     d.published
         .insert("calic".into(), vec![published(None, 9090, "10.65.0.3")]);
+    d.host_endpoints.remove("not-yet-there");
+    d.host_endpoints.get_mut("eth0").unwrap().pre_dnat_ingress = vec!["pre-dnat".into()];
+    d.host_endpoints
+        .insert("eth1".into(), d.host_endpoints["eth0"].clone());
     let changes = Changes {
         sets_created: ["s:new".into()].into(),
         sets_deleted: ["tag-db".into()].into(),
@@ -294,6 +325,8 @@ fn rich_changed() -> (Desired, Changes) {
         policies_removed: ["pass-first".into(), "missing-policy".into()].into(),
         endpoints_changed: ["cali0123456789a".into(), "calic".into()].into(),
         endpoints_removed: ["calib".into()].into(),
+        host_endpoints_changed: ["eth0".into(), "eth1".into()].into(),
+        host_endpoints_removed: ["not-yet-there".into()].into(),
         pools_changed: true,
         published_changed: true,
         ..Changes::default()

@@ -25,6 +25,18 @@
 //!   policed, and workload-to-host traffic that egress policy accepts goes on to the host's own
 //!   input rules (Felix's `DefaultEndpointToHostAction=RETURN`).
 //!
+//! - host endpoints, each with five chains (see [`host_endpoint_chains`]) and an element in
+//!   each of five maps ([`HOST_MAPS`]), as Felix 2.6 does it: `raw-prerouting` / `raw-output`
+//!   (prerouting / output, -300 = raw, before conntrack) clear our mark bits on every packet,
+//!   then send traffic arriving on / leaving by a host endpoint to its `doNotTrack` chain
+//!   (`ufh-`, `uth-`), where an allow sets [`ACCEPT_MARK`] and `notrack`; `pre-dnat`
+//!   (prerouting, -150, before DNAT) sends arriving traffic to its `preDNAT` chain (`pfh-`),
+//!   where an allow sets the mark too; `input-from-hep` / `output-to-hep` (input / output, -5)
+//!   accept what carries the mark and send the rest to the normal chains (`fh-`, `th-`: policies,
+//!   profiles, then drop); `forward-from-hep` (-6) and `forward-to-hep` (-4) police traffic
+//!   forwarded between two host interfaces against both endpoints (the incoming one unless the
+//!   mark is set). Traffic to or from a `cali*` interface never meets a host endpoint chain, and
+//!   every host endpoint chain accepts the failsafe ports first.
 //! - `dnat-prerouting` (nat, prerouting, -100 = dstnat) and `dnat-output` (nat, output, -100):
 //!   published ports (`docker run -p`). A packet to one of the host's addresses (`fib daddr
 //!   type local`, or the one address a port is published on) and a published port is DNATed to
@@ -54,12 +66,14 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use calico_calc::desired::{
-    Action, Desired, DirectionPlan, LocalEndpoint, PublishedPort, Rule, Rules,
+    Action, Desired, DirectionPlan, FailsafePort, HostEndpointPlan, LocalEndpoint, PublishedPort,
+    Rule, Rules,
 };
 
 use super::names::{
-    object_name, usable_interface, ALL_POOLS, FROM_ENDPOINT, MASQ_POOLS, POLICY_EGRESS,
-    POLICY_INGRESS, PROFILE_EGRESS, PROFILE_INGRESS, TO_ENDPOINT,
+    object_name, usable_interface, ALL_POOLS, FROM_ENDPOINT, FROM_HOST, MASQ_POOLS, POLICY_EGRESS,
+    POLICY_INGRESS, PRE_DNAT_FROM_HOST, PROFILE_EGRESS, PROFILE_INGRESS, TO_ENDPOINT, TO_HOST,
+    UNTRACKED_FROM_HOST, UNTRACKED_TO_HOST,
 };
 use super::rule::{referenced_sets, render_rule, Family};
 use calico_model::endpoint_naming::HOST_INTERFACE_PREFIX;
@@ -85,13 +99,26 @@ const ICMPV6_TO_HOST: &str = "130, 131, 132, 133, 135, 136";
 pub(crate) const FROM_MAP: &str = "from-wl";
 /// The map of workload ingress chains, keyed by `oifname`.
 pub(crate) const TO_MAP: &str = "to-wl";
+/// The maps of a host endpoint's chains, in the order of [`host_endpoint_chains`]: normal
+/// policy for traffic arriving (`iifname`) and leaving (`oifname`), `doNotTrack` arriving and
+/// leaving, `preDNAT` arriving.
+pub(crate) const HOST_MAPS: [&str; 5] = [
+    "from-hep",
+    "to-hep",
+    "raw-from-hep",
+    "raw-to-hep",
+    "pre-dnat-hep",
+];
+
+/// Both of our mark bits, cleared.
+const CLEAR_MARKS: u32 = !(PASS_MARK | ACCEPT_MARK);
 
 /// A netfilter hook a base chain is attached to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Hook {
     /// The chain type: `filter` or `nat`.
     pub kind: &'static str,
-    /// `forward`, `input` or `postrouting`.
+    /// `prerouting`, `input`, `forward`, `output` or `postrouting`.
     pub hook: &'static str,
     /// The chain's priority (Docker's iptables-nft filter chains use 0).
     pub priority: i32,
@@ -147,6 +174,11 @@ pub(crate) fn layout(desired: &Desired) -> Layout {
         .iter()
         .filter(|(iface, _)| usable_interface(iface))
         .collect();
+    let hosts: Vec<(&String, &HostEndpointPlan)> = desired
+        .host_endpoints
+        .iter()
+        .filter(|(iface, _)| usable_interface(iface))
+        .collect();
     let mut policies: BTreeSet<&str> = desired.policies.keys().map(String::as_str).collect();
     let mut profiles: BTreeSet<&str> = desired.profiles.keys().map(String::as_str).collect();
     for (_, ep) in &endpoints {
@@ -154,6 +186,10 @@ pub(crate) fn layout(desired: &Desired) -> Layout {
             policies.extend(plan.policies.iter().map(String::as_str));
             profiles.extend(plan.profiles.iter().map(String::as_str));
         }
+    }
+    for (_, plan) in &hosts {
+        policies.extend(host_policy_names(plan).map(String::as_str));
+        profiles.extend(host_profile_names(plan).map(String::as_str));
     }
     let mut chains = Vec::new();
     for name in policies {
@@ -183,22 +219,54 @@ pub(crate) fn layout(desired: &Desired) -> Layout {
         from.push(f);
         to.push(t);
     }
+    let mut maps = vec![
+        Map {
+            name: FROM_MAP,
+            elements: from,
+        },
+        Map {
+            name: TO_MAP,
+            elements: to,
+        },
+    ];
+    let first_host_map = maps.len();
+    maps.extend(HOST_MAPS.map(|name| Map {
+        name,
+        elements: Vec::new(),
+    }));
+    for (iface, plan) in hosts {
+        chains.extend(host_endpoint_chains(iface, plan, desired));
+        for (i, element) in host_map_elements(iface).into_iter().enumerate() {
+            maps[first_host_map + i].elements.push(element);
+        }
+    }
     Layout {
         sets,
         pool_sets: pool_sets(desired),
         chains,
-        maps: vec![
-            Map {
-                name: FROM_MAP,
-                elements: from,
-            },
-            Map {
-                name: TO_MAP,
-                elements: to,
-            },
-        ],
+        maps,
         base_chains: base_chains(desired),
     }
+}
+
+/// Every policy a host endpoint's plan names.
+pub(crate) fn host_policy_names(plan: &HostEndpointPlan) -> impl Iterator<Item = &String> {
+    [
+        &plan.ingress.policies,
+        &plan.egress.policies,
+        &plan.untracked_ingress,
+        &plan.untracked_egress,
+        &plan.pre_dnat_ingress,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Every profile a host endpoint's plan names.
+pub(crate) fn host_profile_names(plan: &HostEndpointPlan) -> impl Iterator<Item = &String> {
+    [&plan.ingress.profiles, &plan.egress.profiles]
+        .into_iter()
+        .flatten()
 }
 
 /// The IPv4 and IPv6 halves of IP set `id`, with `members` split by family and sorted.
@@ -348,20 +416,111 @@ fn conntrack_rules() -> Vec<String> {
 
 /// Appends the policy and profile part of an endpoint chain, then the final drop.
 fn plan_rules(rules: &mut Vec<String>, plan: &DirectionPlan, policy: &str, profile: &str) {
-    let clear = format!("meta mark set meta mark & {:#010x}", !PASS_MARK);
-    if !plan.policies.is_empty() {
-        rules.push(clear.clone());
-        for name in &plan.policies {
-            let chain = object_name(policy, name);
-            rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 jump {chain}"));
-        }
-        rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 drop"));
-        rules.push(clear);
-    }
+    policy_rules(rules, &plan.policies, policy, true);
     for name in &plan.profiles {
         rules.push(format!("jump {}", object_name(profile, name)));
     }
     rules.push("drop".to_string());
+}
+
+/// Appends the jumps to `policies` (chains `prefix<name>`) while none has passed; then, when
+/// `deciding`, the drop of a packet none allowed or passed.
+fn policy_rules(rules: &mut Vec<String>, policies: &[String], prefix: &str, deciding: bool) {
+    if policies.is_empty() {
+        return;
+    }
+    let clear = format!("meta mark set meta mark & {:#010x}", !PASS_MARK);
+    rules.push(clear.clone());
+    for name in policies {
+        let chain = object_name(prefix, name);
+        rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 jump {chain}"));
+    }
+    if deciding {
+        rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 drop"));
+    }
+    rules.push(clear);
+}
+
+/// The chains of the host endpoint on `iface`, in the order of [`HOST_MAPS`]:
+/// - `fh-` (traffic arriving, to the host or forwarded) and `th-` (leaving, from the host or
+///   forwarded): conntrack, the failsafe ports, normal policies, profiles, drop;
+/// - `ufh-` / `uth-` (before connection tracking): the failsafe ports (and their replies, which
+///   must stay tracked), then the `doNotTrack` policies; no verdict at the end;
+/// - `pfh-` (arriving, before DNAT): conntrack, what the raw hook already accepted, the
+///   inbound failsafe ports, then the `preDNAT` policies; no verdict at the end.
+pub(crate) fn host_endpoint_chains(
+    iface: &str,
+    plan: &HostEndpointPlan,
+    desired: &Desired,
+) -> [Chain; 5] {
+    let failsafe = &desired.failsafe;
+    let mut from = conntrack_rules();
+    from.extend(failsafe_rules(&failsafe.inbound, "dport"));
+    plan_rules(&mut from, &plan.ingress, POLICY_INGRESS, PROFILE_INGRESS);
+    let mut to = conntrack_rules();
+    to.extend(failsafe_rules(&failsafe.outbound, "dport"));
+    plan_rules(&mut to, &plan.egress, POLICY_EGRESS, PROFILE_EGRESS);
+    let mut raw_from = failsafe_rules(&failsafe.inbound, "dport");
+    raw_from.extend(failsafe_rules(&failsafe.outbound, "sport"));
+    policy_rules(
+        &mut raw_from,
+        &plan.untracked_ingress,
+        POLICY_INGRESS,
+        false,
+    );
+    let mut raw_to = failsafe_rules(&failsafe.outbound, "dport");
+    raw_to.extend(failsafe_rules(&failsafe.inbound, "sport"));
+    policy_rules(&mut raw_to, &plan.untracked_egress, POLICY_EGRESS, false);
+    let mut pre_dnat = conntrack_rules();
+    pre_dnat.push(format!("meta mark & {ACCEPT_MARK:#010x} != 0 accept"));
+    pre_dnat.extend(failsafe_rules(&failsafe.inbound, "dport"));
+    policy_rules(&mut pre_dnat, &plan.pre_dnat_ingress, POLICY_INGRESS, false);
+    let chain = |prefix: &str, rules| Chain {
+        name: object_name(prefix, iface),
+        hook: None,
+        rules,
+    };
+    [
+        chain(FROM_HOST, from),
+        chain(TO_HOST, to),
+        chain(UNTRACKED_FROM_HOST, raw_from),
+        chain(UNTRACKED_TO_HOST, raw_to),
+        chain(PRE_DNAT_FROM_HOST, pre_dnat),
+    ]
+}
+
+/// Accepts the `ports` as the packet's `side` port (`dport` or `sport`), one rule per
+/// protocol.
+fn failsafe_rules(ports: &[FailsafePort], side: &str) -> Vec<String> {
+    let mut by_protocol: BTreeMap<u8, BTreeSet<u16>> = BTreeMap::new();
+    for port in ports {
+        by_protocol
+            .entry(port.protocol)
+            .or_default()
+            .insert(port.port);
+    }
+    by_protocol
+        .into_iter()
+        .map(|(protocol, ports)| {
+            let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+            format!(
+                "meta l4proto {protocol} th {side} {{ {} }} accept",
+                list.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// The verdict-map elements of the host endpoint on `iface`, in the order of [`HOST_MAPS`].
+pub(crate) fn host_map_elements(iface: &str) -> [(String, String); 5] {
+    [
+        FROM_HOST,
+        TO_HOST,
+        UNTRACKED_FROM_HOST,
+        UNTRACKED_TO_HOST,
+        PRE_DNAT_FROM_HOST,
+    ]
+    .map(|prefix| (iface.to_string(), object_name(prefix, iface)))
 }
 
 /// The verdict-map elements of the endpoint on `iface`: for `from-wl`, then for `to-wl`.
@@ -372,9 +531,82 @@ pub(crate) fn map_elements(iface: &str) -> [(String, String); 2] {
     ]
 }
 
-/// The base chains: three filter chains for workload traffic, then the nat chains.
+/// The base chains: three filter chains for workload traffic, seven for host endpoints, then
+/// the nat chains.
 fn base_chains(desired: &Desired) -> Vec<Chain> {
     let unknown = |dir: &str| format!("{dir} \"{HOST_INTERFACE_PREFIX}*\" drop");
+    let [from_hep, to_hep, raw_from_hep, raw_to_hep, pre_dnat_hep] = HOST_MAPS;
+    let base = |name: &str, hook: &'static str, priority: i32, rules: Vec<String>| Chain {
+        name: name.to_string(),
+        hook: Some(Hook {
+            kind: "filter",
+            hook,
+            priority,
+        }),
+        rules,
+    };
+    let clear = format!("meta mark set meta mark & {CLEAR_MARKS:#010x}");
+    let accepted = format!("meta mark & {ACCEPT_MARK:#010x} != 0");
+    let workload = |dir: &str| format!("{dir} \"{HOST_INTERFACE_PREFIX}*\" return");
+    let host_endpoints = [
+        base(
+            "raw-prerouting",
+            "prerouting",
+            -300,
+            vec![clear.clone(), format!("iifname vmap @{raw_from_hep}")],
+        ),
+        base(
+            "raw-output",
+            "output",
+            -300,
+            vec![clear, format!("oifname vmap @{raw_to_hep}")],
+        ),
+        base(
+            "pre-dnat",
+            "prerouting",
+            -150,
+            vec![format!("iifname vmap @{pre_dnat_hep}")],
+        ),
+        base(
+            "input-from-hep",
+            "input",
+            -5,
+            vec![
+                format!("{accepted} accept"),
+                format!("iifname vmap @{from_hep}"),
+            ],
+        ),
+        base(
+            "output-to-hep",
+            "output",
+            -5,
+            vec![
+                format!("{accepted} accept"),
+                format!("oifname vmap @{to_hep}"),
+            ],
+        ),
+        base(
+            "forward-from-hep",
+            "forward",
+            -6,
+            vec![
+                workload("iifname"),
+                workload("oifname"),
+                format!("{accepted} return"),
+                format!("iifname vmap @{from_hep}"),
+            ],
+        ),
+        base(
+            "forward-to-hep",
+            "forward",
+            -4,
+            vec![
+                workload("iifname"),
+                workload("oifname"),
+                format!("oifname vmap @{to_hep}"),
+            ],
+        ),
+    ];
     vec![
         Chain {
             name: "forward-from-wl".to_string(),
@@ -411,6 +643,7 @@ fn base_chains(desired: &Desired) -> Vec<Chain> {
         },
     ]
     .into_iter()
+    .chain(host_endpoints)
     .chain(nat_chains(desired))
     .collect()
 }

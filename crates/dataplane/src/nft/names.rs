@@ -21,6 +21,16 @@ const MAX_IFNAME: usize = 15;
 pub(crate) const FROM_ENDPOINT: &str = "fw-";
 /// Prefix of a per-endpoint ingress chain ("to workload").
 pub(crate) const TO_ENDPOINT: &str = "tw-";
+/// Prefix of a host endpoint's chain for traffic arriving on it ("from host endpoint").
+pub(crate) const FROM_HOST: &str = "fh-";
+/// Prefix of a host endpoint's chain for traffic leaving by it ("to host endpoint").
+pub(crate) const TO_HOST: &str = "th-";
+/// Prefix of a host endpoint's `doNotTrack` chain for traffic arriving on it.
+pub(crate) const UNTRACKED_FROM_HOST: &str = "ufh-";
+/// Prefix of a host endpoint's `doNotTrack` chain for traffic the host sends out of it.
+pub(crate) const UNTRACKED_TO_HOST: &str = "uth-";
+/// Prefix of a host endpoint's `preDNAT` chain for traffic arriving on it.
+pub(crate) const PRE_DNAT_FROM_HOST: &str = "pfh-";
 /// Prefix of a policy's ingress chain.
 pub(crate) const POLICY_INGRESS: &str = "pi-";
 /// Prefix of a policy's egress chain.

@@ -13,12 +13,13 @@
 //!    sets, rewritten whole (flushed and filled) when a pool changed;
 //! 3. [`write_rule_chains`]: changed policy and profile chains (`add chain`, `flush chain`,
 //!    `add rule`…);
-//! 4. [`write_endpoint_chains`]: changed endpoint chains;
-//! 5. [`write_dispatch`]: their verdict-map elements, and [`write_nat`]: the nat chains,
-//!    rewritten whole when the published ports changed;
-//! 6. [`remove_endpoints`]: removed endpoints' map elements and chains, 7. [`remove_rule_chains`]:
-//!    removed policy and profile chains, 8. [`remove_sets`]: removed sets — deletions come
-//!    last, once nothing refers to them.
+//! 4. [`write_endpoint_chains`]: changed endpoint chains, and [`write_host_endpoint_chains`]:
+//!    changed host endpoints' chains;
+//! 5. [`write_dispatch`] and [`write_host_dispatch`]: their verdict-map elements, and
+//!    [`write_nat`]: the nat chains, rewritten whole when the published ports changed;
+//! 6. [`remove_endpoints`] and [`remove_host_endpoints`]: removed endpoints' map elements and
+//!    chains, 7. [`remove_rule_chains`]: removed policy and profile chains, 8. [`remove_sets`]:
+//!    removed sets — deletions come last, once nothing refers to them.
 //!
 //! A placeholder chain (for a policy or profile an endpoint names but [`Desired`] lacks, which
 //! only happens if the calculation graph breaks its contract) is written with the endpoint that
@@ -34,11 +35,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Display, Write as _};
 use std::net::IpAddr;
 
-use calico_calc::desired::{Changes, Desired, DirectionPlan, LocalEndpoint, Rules};
+use calico_calc::desired::{
+    Changes, Desired, DirectionPlan, HostEndpointPlan, LocalEndpoint, Rules,
+};
 
 use super::layout::{
-    endpoint_chains, layout, map_elements, nat_chains, policy_chains, pool_element, pool_sets,
-    profile_chains, set_pair, Chain, Map, FROM_MAP, TO_MAP,
+    endpoint_chains, host_endpoint_chains, host_map_elements, host_policy_names,
+    host_profile_names, layout, map_elements, nat_chains, policy_chains, pool_element, pool_sets,
+    profile_chains, set_pair, Chain, Map, FROM_MAP, HOST_MAPS, TO_MAP,
 };
 use super::names::{rule_tag, usable_interface};
 use super::rule::{referenced_sets, Family};
@@ -87,10 +91,11 @@ pub fn render_full(desired: &Desired) -> String {
 /// then runs the steps in dependency order (see the module documentation).
 pub fn render_changes(desired: &Desired, changes: &Changes) -> String {
     let endpoints = endpoints_written(desired, changes);
-    let policies = ChainNames::new(desired, &desired.policies, |plan| &plan.policies);
-    let profiles = ChainNames::new(desired, &desired.profiles, |plan| &plan.profiles);
-    let policies_written = policies.written(&changes.policies_changed, &endpoints);
-    let profiles_written = profiles.written(&changes.profiles_changed, &endpoints);
+    let hosts = hosts_written(desired, changes);
+    let policies = ChainNames::policies(desired);
+    let profiles = ChainNames::profiles(desired);
+    let policies_written = policies.written(&changes.policies_changed, &endpoints, &hosts);
+    let profiles_written = profiles.written(&changes.profiles_changed, &endpoints, &hosts);
     let sets_added = sets_added(desired, changes, &policies_written, &profiles_written);
     let sets_removed = sets_removed(desired, changes);
 
@@ -102,11 +107,14 @@ pub fn render_changes(desired: &Desired, changes: &Changes) -> String {
     }
     write_rule_chains(&mut tx, desired, &policies_written, &profiles_written);
     write_endpoint_chains(&mut tx, &endpoints);
+    write_host_endpoint_chains(&mut tx, desired, &hosts);
     write_dispatch(&mut tx, &endpoints);
+    write_host_dispatch(&mut tx, &hosts);
     if changes.published_changed {
         write_nat(&mut tx, desired);
     }
     remove_endpoints(&mut tx, &endpoints_removed(desired, changes));
+    remove_host_endpoints(&mut tx, &hosts_removed(desired, changes));
     remove_rule_chains(
         &mut tx,
         desired,
@@ -141,8 +149,42 @@ fn endpoints_removed<'a>(desired: &Desired, changes: &'a Changes) -> BTreeSet<&'
         .collect()
 }
 
+/// A changed host endpoint the table holds, by interface.
+type HostEndpoint<'a> = (&'a str, &'a HostEndpointPlan);
+
+/// The changed host endpoints that the table holds (usable interface, still in `desired`).
+fn hosts_written<'a>(desired: &'a Desired, changes: &'a Changes) -> Vec<HostEndpoint<'a>> {
+    changes
+        .host_endpoints_changed
+        .iter()
+        .filter(|iface| usable_interface(iface))
+        .filter_map(|iface| Some((iface.as_str(), desired.host_endpoints.get(iface)?)))
+        .collect()
+}
+
+/// The removed or changed host endpoints whose chains go (usable, gone from `desired`).
+fn hosts_removed<'a>(desired: &Desired, changes: &'a Changes) -> BTreeSet<&'a str> {
+    changes
+        .host_endpoints_removed
+        .iter()
+        .chain(&changes.host_endpoints_changed)
+        .filter(|iface| usable_interface(iface) && !desired.host_endpoints.contains_key(*iface))
+        .map(String::as_str)
+        .collect()
+}
+
+/// The policies a host endpoint's plan names.
+fn host_policies(plan: &HostEndpointPlan) -> Vec<&String> {
+    host_policy_names(plan).collect()
+}
+
+/// The profiles a host endpoint's plan names.
+fn host_profiles(plan: &HostEndpointPlan) -> Vec<&String> {
+    host_profile_names(plan).collect()
+}
+
 /// The policies (or profiles) the full table for a state has chains for: those it defines and
-/// those one of its endpoints names, indexed once so each name is a lookup.
+/// those one of its endpoints or host endpoints names, indexed once so each name is a lookup.
 struct ChainNames<'a> {
     desired: &'a Desired,
     defined: &'a BTreeMap<String, Rules>,
@@ -150,20 +192,44 @@ struct ChainNames<'a> {
     /// answer (rare: most batches never need it).
     named: OnceCell<BTreeSet<&'a str>>,
     plan_names: fn(&DirectionPlan) -> &Vec<String>,
+    host_names: fn(&HostEndpointPlan) -> Vec<&String>,
 }
 
 impl<'a> ChainNames<'a> {
-    /// The names in `defined` or in `plan_names` of an endpoint of `desired` the table holds.
+    /// The policies of `desired`'s table.
+    fn policies(desired: &'a Desired) -> Self {
+        Self::new(
+            desired,
+            &desired.policies,
+            |plan| &plan.policies,
+            host_policies,
+        )
+    }
+
+    /// The profiles of `desired`'s table.
+    fn profiles(desired: &'a Desired) -> Self {
+        Self::new(
+            desired,
+            &desired.profiles,
+            |plan| &plan.profiles,
+            host_profiles,
+        )
+    }
+
+    /// The names in `defined`, in `plan_names` of an endpoint of `desired` the table holds or
+    /// in `host_names` of such a host endpoint.
     fn new(
         desired: &'a Desired,
         defined: &'a BTreeMap<String, Rules>,
         plan_names: fn(&DirectionPlan) -> &Vec<String>,
+        host_names: fn(&HostEndpointPlan) -> Vec<&String>,
     ) -> Self {
         ChainNames {
             desired,
             defined,
             named: OnceCell::new(),
             plan_names,
+            host_names,
         }
     }
 
@@ -179,6 +245,13 @@ impl<'a> ChainNames<'a> {
                         .filter(|(iface, _)| usable_interface(iface))
                         .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
                         .flat_map(self.plan_names)
+                        .chain(
+                            self.desired
+                                .host_endpoints
+                                .iter()
+                                .filter(|(iface, _)| usable_interface(iface))
+                                .flat_map(|(_, plan)| (self.host_names)(plan)),
+                        )
                         .map(String::as_str)
                         .collect()
                 })
@@ -186,16 +259,18 @@ impl<'a> ChainNames<'a> {
     }
 
     /// The chains to (re)write: the `changed` names the table has, and placeholders for the
-    /// names `endpoints` use but the state does not define.
+    /// names `endpoints` and `hosts` use but the state does not define.
     fn written(
         &self,
         changed: &'a BTreeSet<String>,
         endpoints: &[Endpoint<'a>],
+        hosts: &[HostEndpoint<'a>],
     ) -> BTreeSet<&'a str> {
         let placeholders = endpoints
             .iter()
             .flat_map(|(_, ep)| [&ep.ingress, &ep.egress])
             .flat_map(self.plan_names)
+            .chain(hosts.iter().flat_map(|(_, plan)| (self.host_names)(plan)))
             .filter(|name| !self.defined.contains_key(*name));
         changed
             .iter()
@@ -327,10 +402,44 @@ fn write_endpoint_chains(tx: &mut String, endpoints: &[Endpoint]) {
     }
 }
 
+/// Step 4, continued: replaces the chains of `hosts`.
+fn write_host_endpoint_chains(tx: &mut String, desired: &Desired, hosts: &[HostEndpoint]) {
+    for (iface, plan) in hosts {
+        for chain in host_endpoint_chains(iface, plan, desired) {
+            replace_chain(tx, &chain);
+        }
+    }
+}
+
+/// Step 5, continued: points the host endpoint maps at the chains of `hosts`.
+fn write_host_dispatch(tx: &mut String, hosts: &[HostEndpoint]) {
+    for (iface, _) in hosts {
+        for (map, (key, target)) in host_mapped(iface) {
+            add_map_element(tx, map, &key, &target);
+        }
+    }
+}
+
+/// Each verdict map with the element of the endpoint on `iface`.
+fn mapped(iface: &str) -> Vec<(&'static str, (String, String))> {
+    [FROM_MAP, TO_MAP]
+        .into_iter()
+        .zip(map_elements(iface))
+        .collect()
+}
+
+/// Each host endpoint map with the element of the host endpoint on `iface`.
+fn host_mapped(iface: &str) -> Vec<(&'static str, (String, String))> {
+    HOST_MAPS
+        .into_iter()
+        .zip(host_map_elements(iface))
+        .collect()
+}
+
 /// Step 5: points the verdict maps at the chains of `endpoints`.
 fn write_dispatch(tx: &mut String, endpoints: &[Endpoint]) {
     for (iface, _) in endpoints {
-        for (map, (key, target)) in [FROM_MAP, TO_MAP].into_iter().zip(map_elements(iface)) {
+        for (map, (key, target)) in mapped(iface) {
             add_map_element(tx, map, &key, &target);
         }
     }
@@ -339,15 +448,26 @@ fn write_dispatch(tx: &mut String, endpoints: &[Endpoint]) {
 /// Step 6: removes the verdict-map elements of `ifaces`, then their chains.
 fn remove_endpoints(tx: &mut String, ifaces: &BTreeSet<&str>) {
     for iface in ifaces {
-        let mapped = [FROM_MAP, TO_MAP].into_iter().zip(map_elements(iface));
-        for (map, (key, target)) in mapped.clone() {
-            let _ = writeln!(tx, "add chain {TABLE} {target}");
-            add_map_element(tx, map, &key, &target);
-            let _ = writeln!(tx, "delete element {TABLE} {map} {{ \"{key}\" }}");
-        }
-        for (_, (_, target)) in mapped {
-            let _ = writeln!(tx, "delete chain {TABLE} {target}");
-        }
+        remove_mapped(tx, &mapped(iface));
+    }
+}
+
+/// Removes verdict-map elements, then the chains they point at (whether or not they exist).
+fn remove_mapped(tx: &mut String, elements: &[(&str, (String, String))]) {
+    for (map, (key, target)) in elements {
+        let _ = writeln!(tx, "add chain {TABLE} {target}");
+        add_map_element(tx, map, key, target);
+        let _ = writeln!(tx, "delete element {TABLE} {map} {{ \"{key}\" }}");
+    }
+    for (_, (_, target)) in elements {
+        let _ = writeln!(tx, "delete chain {TABLE} {target}");
+    }
+}
+
+/// Step 6, continued: removes the host endpoint map elements of `ifaces`, then their chains.
+fn remove_host_endpoints(tx: &mut String, ifaces: &BTreeSet<&str>) {
+    for iface in ifaces {
+        remove_mapped(tx, &host_mapped(iface));
     }
 }
 
@@ -514,7 +634,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use calico_calc::desired::{
-        Action, LocalEndpoint, Pool, PortRange, PublishedPort, Rule, Rules,
+        Action, HostEndpointPlan, LocalEndpoint, Pool, PortRange, PublishedPort, Rule, Rules,
     };
 
     use super::*;
@@ -539,7 +659,26 @@ mod tests {
         }
     }
 
-    /// Two endpoints, one policy using an IP set, one profile (the Docker network's).
+    /// A `doNotTrack` policy: ingress to tcp 8000, egress from it, allowed untracked.
+    fn untracked_policy() -> Rules {
+        let mut to_service = Rule {
+            protocol: Some(6),
+            ..Rule::new(Action::AllowUntracked)
+        };
+        to_service.destination.ports = vec![PortRange {
+            first: 8000,
+            last: 8000,
+        }];
+        let mut from_service = to_service.clone();
+        from_service.source.ports = std::mem::take(&mut from_service.destination.ports);
+        Rules {
+            ingress: vec![to_service],
+            egress: vec![from_service],
+        }
+    }
+
+    /// Two endpoints, one policy using an IP set, one profile (the Docker network's); a host
+    /// endpoint on `eth0` with the profile, the normal policy and a `doNotTrack` policy.
     fn scenario() -> Desired {
         let mut from_frontend = Rule {
             protocol: Some(6),
@@ -566,9 +705,17 @@ mod tests {
         };
         let a = endpoint("calia", &["10.65.0.1/32", "fd00::1/128"], &[], &["net1"]);
         let b = endpoint("calib", &["10.65.0.2/32"], &["web"], &["net1"]);
+        let eth0 = HostEndpointPlan {
+            ingress: endpoint("", &[], &["web"], &["net1"]).ingress,
+            egress: endpoint("", &[], &[], &["net1"]).egress,
+            untracked_ingress: vec!["dnt".into()],
+            untracked_egress: vec!["dnt".into()],
+            pre_dnat_ingress: Vec::new(),
+        };
         Desired {
             endpoints: BTreeMap::from([("calia".into(), a), ("calib".into(), b)]),
-            policies: BTreeMap::from([("web".into(), policy)]),
+            host_endpoints: BTreeMap::from([("eth0".into(), eth0)]),
+            policies: BTreeMap::from([("web".into(), policy), ("dnt".into(), untracked_policy())]),
             profiles: BTreeMap::from([("net1".into(), profile)]),
             ip_sets: BTreeMap::from([
                 (SEL.into(), BTreeSet::from(["10.65.0.1".parse().unwrap()])),
@@ -605,9 +752,28 @@ mod tests {
 
     /// The scenario after: endpoint `calia` gone, `calic` new, policy `web` changed, profile
     /// `net1` unchanged, set `s:frontend` gone, set `s:backend` new, `net1` gained and lost
-    /// members, a pool without NAT added (nested in the NAT pool: the sets aggregate it).
+    /// members, a pool without NAT added (nested in the NAT pool: the sets aggregate it); host
+    /// endpoint `eth0` gone, `eth1` new with a `preDNAT` policy.
     fn after() -> (Desired, Changes) {
         let mut d = scenario();
+        d.host_endpoints.remove("eth0");
+        d.policies.remove("dnt");
+        let mut deny_outside = Rule::new(Action::Deny);
+        deny_outside.source.nets = vec!["10.10.0.254/32".parse().unwrap()];
+        d.policies.insert(
+            "protect".into(),
+            Rules {
+                ingress: vec![deny_outside, Rule::new(Action::AllowPreDnat)],
+                egress: Vec::new(),
+            },
+        );
+        d.host_endpoints.insert(
+            "eth1".into(),
+            HostEndpointPlan {
+                pre_dnat_ingress: vec!["protect".into()],
+                ..HostEndpointPlan::default()
+            },
+        );
         d.endpoints.remove("calia");
         d.endpoints.insert(
             "calic".into(),
@@ -663,9 +829,12 @@ mod tests {
                 "net1".into(),
                 BTreeSet::from(["10.65.0.1".parse().unwrap()]),
             )]),
-            policies_changed: BTreeSet::from(["web".into()]),
+            policies_changed: BTreeSet::from(["web".into(), "protect".into()]),
+            policies_removed: BTreeSet::from(["dnt".into()]),
             endpoints_changed: BTreeSet::from(["calic".into()]),
             endpoints_removed: BTreeSet::from(["calia".into()]),
+            host_endpoints_changed: BTreeSet::from(["eth1".into()]),
+            host_endpoints_removed: BTreeSet::from(["eth0".into()]),
             pools_changed: true,
             published_changed: true,
             ..Changes::default()
@@ -954,7 +1123,7 @@ mod tests {
             "cali*".into(),
             endpoint("cali*", &["10.65.0.8/32"], &["hidden"], &[]),
         );
-        let policies = ChainNames::new(&d, &d.policies, |plan| &plan.policies);
+        let policies = ChainNames::policies(&d);
         assert!(policies.contains("web"));
         assert!(policies.contains("ghost"));
         assert!(!policies.contains("hidden"));
@@ -966,14 +1135,14 @@ mod tests {
         let endpoints = endpoints_written(&d, &changes);
         let changed = owned(&["web", "old"]);
         assert_eq!(
-            policies.written(&changed, &endpoints),
+            policies.written(&changed, &endpoints, &[]),
             names(&["web", "ghost"])
         );
         assert_eq!(
             policies.gone(&owned(&["old", "ghost"]), &owned(&["older", "web"])),
             names(&["old", "older"])
         );
-        let profiles = ChainNames::new(&d, &d.profiles, |plan| &plan.profiles);
+        let profiles = ChainNames::profiles(&d);
         assert!(profiles.contains("net1"));
         assert!(!profiles.contains("web"));
     }
