@@ -8,13 +8,13 @@ mod autodetect;
 mod config;
 mod dns_table;
 mod engine;
+mod host_addresses;
 mod networks;
 mod reconcile;
 mod routing;
 mod startup;
 mod status_file;
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,17 +28,15 @@ use calico_libnetwork::Driver;
 use calico_store::resources::ResourceStore;
 use calico_store::{Datastore, DatastoreConfig};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use adapters::{AgentPorts, NetlinkLinks, NodeIpam};
-use agent::{Agent, HostAddresses};
+use agent::Agent;
 use config::{Config, IpSetting};
 use reconcile::Reconciler;
 
 /// How long calico-node keeps trying to reach its datastore at start.
 const DATASTORE_WAIT: Duration = Duration::from_secs(60);
-/// How often this host's interfaces and addresses are read again for the host endpoints.
-const HOST_ADDRESSES_INTERVAL: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALICO_LOG_LEVEL")
@@ -161,9 +159,9 @@ async fn run() -> Result<()> {
     };
     let reconciling = tokio::spawn(reconciler.run_forever(config.reconcile_interval));
     let mut failing = false;
-    let first = read_host_addresses(&mut failing).unwrap_or_default();
+    let first = host_addresses::read(&mut failing).unwrap_or_default();
     let (host_addresses_tx, host_addresses) = tokio::sync::watch::channel(first);
-    let addressing = tokio::spawn(follow_host_addresses(host_addresses_tx, failing));
+    let addressing = tokio::spawn(host_addresses::follow(host_addresses_tx, failing));
     let mut agent = Agent::new(
         &config.node_name,
         ds,
@@ -203,76 +201,6 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
-/// Keeps `tx` equal to this host's interfaces and addresses ([`autodetect::host_interfaces`]),
-/// read every [`HOST_ADDRESSES_INTERVAL`] and sent only when they changed; `failing` says
-/// whether the last read failed.
-///
-/// Polling, not a netlink subscription: one `getifaddrs` every 2 s costs little on a host with
-/// few interfaces, needs no state to keep in step with the kernel (a subscription would still
-/// need a periodic relist for the messages it drops, as Felix's interface monitor does every
-/// 10 s), and a host endpoint found by its expected IPs follows an address moved to another
-/// interface within 2 s.
-async fn follow_host_addresses(tx: tokio::sync::watch::Sender<HostAddresses>, mut failing: bool) {
-    let start = tokio::time::Instant::now() + HOST_ADDRESSES_INTERVAL;
-    let mut ticks = tokio::time::interval_at(start, HOST_ADDRESSES_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(now) = read_host_addresses(&mut failing) else {
-            continue;
-        };
-        tx.send_if_modified(|known| {
-            if *known == now {
-                return false;
-            }
-            let changed = changed_interfaces(known, &now);
-            info!(?changed, "this host's interfaces or addresses changed");
-            debug!(interfaces = ?now, "this host's interfaces and addresses");
-            *known = now;
-            true
-        });
-    }
-}
-
-/// The interfaces added, removed, or whose addresses differ between `before` and `after`.
-fn changed_interfaces<'a>(
-    before: &'a HostAddresses,
-    after: &'a HostAddresses,
-) -> BTreeSet<&'a String> {
-    before
-        .keys()
-        .chain(after.keys())
-        .filter(|name| before.get(*name) != after.get(*name))
-        .collect()
-}
-
-/// This host's interfaces and addresses, or `None` when they cannot be read: logged with warn
-/// when reading starts `failing`, at debug while it goes on failing, and at info when it works
-/// again.
-fn read_host_addresses(failing: &mut bool) -> Option<HostAddresses> {
-    match autodetect::host_interfaces() {
-        Ok(interfaces) => {
-            if std::mem::replace(failing, false) {
-                info!("reading this host's interface addresses works again");
-            }
-            Some(interfaces)
-        }
-        Err(e) if *failing => {
-            debug!(error = %format!("{e:#}"), "still cannot read this host's interface addresses");
-            None
-        }
-        Err(e) => {
-            warn!(
-                error = %format!("{e:#}"),
-                "cannot read this host's interface addresses; host endpoints found by their \
-                 expected IPs keep the interfaces known before; trying again every 2 s"
-            );
-            *failing = true;
-            None
-        }
-    }
-}
-
 /// Opens the datastore, retrying while it is unreachable (etcd may still be starting).
 async fn connect(config: &DatastoreConfig) -> Result<Arc<dyn Datastore>> {
     let deadline = tokio::time::Instant::now() + DATASTORE_WAIT;
@@ -287,32 +215,5 @@ async fn connect(config: &DatastoreConfig) -> Result<Arc<dyn Datastore>> {
             }
             Err(e) => return Err(e).context("cannot reach the datastore"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changed_interfaces_are_the_added_the_removed_and_the_readdressed() {
-        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
-        let before = HostAddresses::from([
-            ("eth0".to_string(), BTreeSet::from([ip("10.0.0.1")])),
-            ("eth1".to_string(), BTreeSet::from([ip("10.0.1.1")])),
-            ("lo".to_string(), BTreeSet::from([ip("127.0.0.1")])),
-        ]);
-        let after = HostAddresses::from([
-            ("eth0".to_string(), BTreeSet::from([ip("10.0.0.2")])),
-            ("eth2".to_string(), BTreeSet::new()),
-            ("lo".to_string(), BTreeSet::from([ip("127.0.0.1")])),
-        ]);
-        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let changed: Vec<String> = changed_interfaces(&before, &after)
-            .into_iter()
-            .cloned()
-            .collect();
-        assert_eq!(changed, names(&["eth0", "eth1", "eth2"]));
-        assert!(changed_interfaces(&after, &after).is_empty());
     }
 }
