@@ -176,12 +176,34 @@ mod e2e_multihost {
     }
 
     /// "Security using Calico Profiles" across two hosts: the networks are created on
-    /// calico-01 only; A, B, C run on calico-01, D and E on calico-02.
+    /// calico-01 only; A, B, C run on calico-01, D and E on calico-02. Each host's fabric
+    /// interface is a host endpoint with no policy (drop all but the failsafe ports): the
+    /// datastore, BGP and the workloads' traffic go on as without it.
     #[test]
     fn security_using_calico_profiles_across_hosts() {
         let cluster = cluster(2);
         let h1 = cluster.host(1);
         let h2 = cluster.host(2);
+        for host in [&h1, &h2] {
+            let node = host.name();
+            cluster.calicoctl_ok(
+                &["apply", "-f", "-"],
+                Some(&format!(
+                    "- apiVersion: v1\n  kind: hostEndpoint\n  metadata: {{name: fabric, node: {node}}}\n  spec: {{interfaceName: eth0}}\n"
+                )),
+            );
+        }
+        wait_for(
+            &cluster,
+            SESSION_TIMEOUT,
+            "host endpoints programmed",
+            || {
+                [&h1, &h2].iter().all(|h| {
+                    let out = h.exec(&["nft", "list", "map", "inet", "calico", "from-hep"]);
+                    String::from_utf8_lossy(&out.stdout).contains("\"eth0\"")
+                })
+            },
+        );
         for net in ["net1", "net2", "net3"] {
             create_network(&h1, net, &[]);
         }

@@ -53,7 +53,9 @@ mod e2e {
     egress: [{action: allow}]
 ";
 
-    /// One host, four networks, twelve containers with listeners, baseline profiles.
+    /// One host, four networks, twelve containers with listeners, baseline profiles; the
+    /// host's fabric interface is a host endpoint with no policy (which never polices the
+    /// host's workloads).
     struct Bed {
         cluster: Cluster,
         _listeners: Listeners,
@@ -67,6 +69,13 @@ mod e2e {
         fn new() -> Bed {
             let cluster = common::cluster(1, Datastore::Sqlite);
             let h = cluster.host(1);
+            let node = h.name();
+            cluster.calicoctl_ok(
+                &["apply", "-f", "-"],
+                Some(&format!(
+                    "- apiVersion: v1\n  kind: hostEndpoint\n  metadata: {{name: fabric, node: {node}}}\n  spec: {{interfaceName: eth0}}\n"
+                )),
+            );
             for net in NETWORKS {
                 create_network(&h, net, &[]);
             }
