@@ -51,6 +51,7 @@ TEST_PACKAGES=(
   mmdebstrap # the pristine Debian 12 root filesystem of scripts/check-fresh
   shellcheck # the scripts are checked
   socat      # UDP servers and clients in the end-to-end tests (busybox's nc has no UDP)
+  conntrack  # conntrack -L and -F in the host endpoint end-to-end tests (doNotTrack)
 )
 
 # missing_packages PKG...: prints those of PKG that dpkg does not have installed.

@@ -539,13 +539,20 @@ impl Host<'_> {
 
     /// Runs a command in the host's network, mount and UTS namespaces (as `h<K>` of env.sh).
     pub fn exec(&self, args: &[&str]) -> Output {
+        run(&mut self.command(args), None, COMMAND_TIMEOUT)
+    }
+
+    /// The [`Command`] that [`Host::exec`] runs (`nsenter` into the host's network, mount and
+    /// UTS namespaces, then `args`), for a caller that spawns it itself, such as a server that
+    /// must outlive one call. nsenter execs `args` in place: the child's pid is the command's.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("nsenter");
         command
             .arg("-t")
             .arg(self.anchor_pid().to_string())
             .args(["--net", "--uts", "--mount", "--"])
             .args(args);
-        run(&mut command, None, COMMAND_TIMEOUT)
+        command
     }
 
     /// [`Host::exec`] that must succeed; returns its stdout without the trailing newline.

@@ -1,6 +1,6 @@
 //! The steps that end-to-end tests keep repeating on a [`Cluster`]: Calico networks and
-//! busybox workloads made with the docker CLI, the addresses Docker gave them, and waiting
-//! until calicoctl shows their endpoints.
+//! busybox workloads made with the docker CLI, the addresses Docker gave them, waiting
+//! until calicoctl shows their endpoints, and a peer-address server and client in a workload.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -73,6 +73,31 @@ pub fn wait_for_endpoints(cluster: &Cluster, timeout: Duration, what: &str, work
         let weps = cluster.calicoctl_ok(&["get", "wep"], None);
         workloads.iter().all(|w| weps.contains(w))
     });
+}
+
+/// Starts busybox httpd on port 80 in `container` (a busybox workload on `host`), answering
+/// `GET /cgi-bin/peer` with the client's address as the container saw it
+/// ([`crate::outside::PEER_CGI`]); it goes with the container.
+pub fn serve_peer_address_in(host: &Host, container: &str) {
+    let cgi = crate::outside::PEER_CGI;
+    let script = format!(
+        "mkdir -p /www/cgi-bin && printf '%s' '{cgi}' > /www/cgi-bin/peer && \
+         chmod +x /www/cgi-bin/peer && httpd -p 0.0.0.0:80 -h /www"
+    );
+    host.docker_ok(&["exec", container, "sh", "-c", &script]);
+}
+
+/// An HTTP/1.0 GET of `/cgi-bin/peer` at `addr` (`ip:port`) from `container` on `host`, with
+/// busybox nc (the image has no socat, and busybox-static's wget crashes in it): the body's
+/// last line, or `None` when nothing answered within 3 s.
+pub fn fetch_peer_in(host: &Host, container: &str, addr: &str) -> Option<String> {
+    let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+    let request =
+        format!("printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {ip} {port}");
+    let out = host.docker(&["exec", container, "sh", "-c", &request]);
+    let body = String::from_utf8_lossy(&out.stdout);
+    let last = body.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    (out.status.success() && body.contains(" 200 ")).then(|| last.to_string())
 }
 
 /// The calicoctl built with `calico_node`, in the same directory (a UTF-8 path).
