@@ -51,6 +51,8 @@ pub struct Agent<D> {
     feeds: Dispatcher,
     resync_interval: Duration,
     restart_delay: Duration,
+    /// Host endpoint interfaces this host does not have, as last logged.
+    absent: BTreeSet<String>,
 }
 
 /// Why one round of following the datastore ended.
@@ -94,6 +96,7 @@ impl<D: PolicyDataplane> Agent<D> {
             feeds: Dispatcher::new(GraphFeed::new(node, failsafe)),
             resync_interval,
             restart_delay: RESTART_DELAY,
+            absent: BTreeSet::new(),
         }
     }
 
@@ -158,6 +161,7 @@ impl<D: PolicyDataplane> Agent<D> {
                 () = changed(&mut self.host_addresses) => {
                     self.give_host_addresses();
                     self.apply_changes()?;
+                    self.report_absent_interfaces();
                 }
             }
         }
@@ -224,7 +228,32 @@ impl<D: PolicyDataplane> Agent<D> {
         let size = blocking(|| dataplane.apply_changes(desired, &changes))
             .context("applying policy changes")?;
         tracing::debug!(?size, "applied policy changes");
+        if !changes.host_endpoints_changed.is_empty() || !changes.host_endpoints_removed.is_empty()
+        {
+            self.report_absent_interfaces();
+        }
         Ok(())
+    }
+
+    /// Logs, once each, the host endpoint interfaces this host does not have (their policy
+    /// applies as soon as they appear) and those that appeared since.
+    fn report_absent_interfaces(&mut self) {
+        let addresses = self.host_addresses.borrow();
+        let absent = absent_interfaces(&self.feeds.graph().desired().host_endpoints, &addresses);
+        for iface in absent.difference(&self.absent) {
+            info!(
+                interface = %iface,
+                "a host endpoint names an interface this host does not have (yet); its policy \
+                 applies as soon as it appears"
+            );
+        }
+        for iface in self.absent.difference(&absent) {
+            if addresses.contains_key(iface) {
+                info!(interface = %iface, "a host endpoint's interface appeared; its policy applies");
+            }
+        }
+        drop(addresses);
+        self.absent = absent;
     }
 
     /// Makes the dataplane equal the desired state, writing nothing when it already is: after
@@ -236,6 +265,7 @@ impl<D: PolicyDataplane> Agent<D> {
             Why::Listed => "programming the policy dataplane",
             Why::DriftCheck => "repairing the policy dataplane",
         })?;
+        self.report_absent_interfaces();
         match (why, wrote) {
             (Why::Listed, true) => info!("nftables table programmed from the datastore"),
             (Why::Listed, false) => {
@@ -275,4 +305,16 @@ async fn changed<T>(input: &mut watch::Receiver<T>) {
     if input.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// The interfaces of `host_endpoints` that `addresses` (this host's interfaces) lacks.
+fn absent_interfaces<V>(
+    host_endpoints: &BTreeMap<String, V>,
+    addresses: &HostAddresses,
+) -> BTreeSet<String> {
+    host_endpoints
+        .keys()
+        .filter(|iface| !addresses.contains_key(*iface))
+        .cloned()
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The agent loop against a scripted datastore and a fake dataplane: batching, relisting,
 //! starting over after an apply error, drift repair, published ports, host addresses.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -493,4 +493,14 @@ async fn host_addresses_place_host_endpoints_and_survive_a_relist() {
         ]
     );
     drop(host);
+}
+
+#[test]
+fn absent_interfaces_are_the_host_endpoints_this_host_lacks() {
+    let hosts = BTreeMap::from([("eth0".to_string(), ()), ("eth9".to_string(), ())]);
+    let addresses = HostAddresses::from([("eth0".to_string(), BTreeSet::new())]);
+    assert_eq!(
+        super::absent_interfaces(&hosts, &addresses),
+        BTreeSet::from(["eth9".to_string()])
+    );
 }
