@@ -1,9 +1,9 @@
 //! Host endpoints end to end, as Felix 2.6 enforces them: a `hostEndpoint` polices the host's
 //! own traffic on its interface (to the host, from the host) and never its containers' traffic;
-//! the failsafe ports stay open; selector policies and profiles admit what they allow;
-//! `preDNAT` policies act on arriving traffic before published ports' DNAT; `doNotTrack`
-//! policies act before connection tracking; an interface that does not exist yet is policed as
-//! soon as it appears. Everything is seen from the harness's outside namespace (10.10.0.254 on
+//! the failsafe ports stay open; selector policies, then the endpoint's profiles, admit what
+//! they allow; `preDNAT` policies act on arriving traffic before published ports' DNAT;
+//! `doNotTrack` policies act before connection tracking; an interface that does not exist yet
+//! is policed as soon as it appears. Everything is seen from the harness's outside namespace (10.10.0.254 on
 //! the fabric) against services started in a host's namespaces.
 //! Runs in the `e2e` nextest group (module `e2e_host_endpoints`); see docs/harness.md.
 
@@ -27,6 +27,8 @@ mod e2e_host_endpoints {
     const SERVICE: u16 = 7000;
     /// The port of the `doNotTrack` pair.
     const UNTRACKED: u16 = 7001;
+    /// A service that a host endpoint's profile admits.
+    const PROFILED: u16 = 7100;
     /// The label key of every host endpoint here; workloads do not have it.
     const LABEL: &str = "host-endpoint";
 
@@ -43,6 +45,18 @@ mod e2e_host_endpoints {
     /// A v1 hostEndpoint `name` of `host` (its node name is its hostname) for `interface`,
     /// labelled `host-endpoint: <label>`, with no profile.
     fn host_endpoint(host: &Host, name: &str, interface: &str, label: &str) -> String {
+        host_endpoint_with(host, name, interface, label, &[])
+    }
+
+    /// [`host_endpoint`] with `profiles`.
+    fn host_endpoint_with(
+        host: &Host,
+        name: &str,
+        interface: &str,
+        label: &str,
+        profiles: &[&str],
+    ) -> String {
+        let profiles = format!("    profiles: [{}]", profiles.join(", "));
         yaml(&[
             "- apiVersion: v1",
             "  kind: hostEndpoint",
@@ -53,6 +67,7 @@ mod e2e_host_endpoints {
             &format!("      {LABEL}: {label}"),
             "  spec:",
             &format!("    interfaceName: {interface}"),
+            &profiles,
         ])
     }
 
@@ -438,6 +453,7 @@ mod e2e_host_endpoints {
         let ssh = h1.serve_peer_address(22);
         let configured = h1.serve_peer_address(7022);
         let default_failsafe = h1.serve_peer_address(6666);
+        let profiled = h1.serve_peer_address(PROFILED);
 
         // the host endpoint first, for an interface the host does not have
         apply(&cluster, &host_endpoint(&h1, "link9", "hep9", "link9"));
@@ -490,7 +506,27 @@ mod e2e_host_endpoints {
         );
         assert!(outside.fetch_peer(default_failsafe.address()).is_some());
 
-        // a policy for its labels admits the service over it
+        // its profiles apply when no policy does
+        let profile = yaml(&[
+            "- apiVersion: v1",
+            "  kind: profile",
+            "  metadata:",
+            "    name: link9-profile",
+            "  spec:",
+            "    ingress:",
+        ]) + &tcp_rule("allow", PROFILED, None);
+        let with_profile = host_endpoint_with(&h1, "link9", "hep9", "link9", &["link9-profile"]);
+        apply(&cluster, &(profile + &with_profile));
+        wait_until(
+            PROGRAMMED,
+            "the profile to admit its port over hep9",
+            || via_hep9(PROFILED).is_some(),
+        );
+        assert_eq!(via_hep9(SERVICE), None, "a port the profile does not name");
+
+        // a policy for its labels admits the service over it; a policy applies now and none
+        // allows the profile's port, so the profile is not reached (policies, then profiles,
+        // as for a workload)
         let admit = host_policy(
             "link9-services",
             "link9",
@@ -503,10 +539,16 @@ mod e2e_host_endpoints {
             || via_hep9(SERVICE).is_some(),
         );
         assert_eq!(via_hep9(SERVICE), there);
+        assert_eq!(
+            via_hep9(PROFILED),
+            None,
+            "the profile's port under a policy that does not pass\n{}",
+            table()
+        );
 
         h1.exec_ok(&["ip", "link", "del", "hep9"]);
         assert!(!outside.exec_ok(&["ip", "-o", "link"]).contains("hep9o"));
-        drop((service, ssh, configured, default_failsafe));
+        drop((service, ssh, configured, default_failsafe, profiled));
         cluster.down();
     }
 }
