@@ -108,6 +108,65 @@ mod e2e_world {
         yaml + "    - action: pass\n    egress:\n    - action: pass\n"
     }
 
+    /// Whether a workload on `network` that routes 127.0.0.1 to its gateway (it has NET_ADMIN
+    /// and `route_localnet`, so its kernel sends such packets) reaches a service the host
+    /// binds to 127.0.0.1 only: whether its connection attempt shows up on the host as a
+    /// half-open connection within 4 s. Workload interfaces have `route_localnet` on the host
+    /// side (for published ports on 127.0.0.1); without the guard in the calico table this is
+    /// CVE-2020-8558.
+    fn workload_reaches_host_loopback(host: &Host, network: &str) -> bool {
+        host.exec_ok(&[
+            "sh",
+            "-c",
+            "timeout 60 socat -u TCP4-LISTEN:9999,bind=127.0.0.1,reuseaddr,fork OPEN:/dev/null \
+             </dev/null >/dev/null 2>&1 &",
+        ]);
+        host.docker_ok(&[
+            "run",
+            "--net",
+            network,
+            "--name",
+            "prober",
+            "--cap-add",
+            "NET_ADMIN",
+            "--sysctl",
+            "net.ipv4.conf.all.route_localnet=1",
+            "-tid",
+            "busybox",
+        ]);
+        host.docker_ok(&[
+            "exec",
+            "prober",
+            "sh",
+            "-c",
+            "ip route del local 127.0.0.1 dev lo table local && \
+             ip route del local 127.0.0.0/8 dev lo table local && \
+             ip route add 127.0.0.1/32 via 169.254.1.1",
+        ]);
+        host.docker_ok(&[
+            "exec",
+            "-d",
+            "prober",
+            "sh",
+            "-c",
+            "busybox nc -w 5 127.0.0.1 9999",
+        ]);
+        let half_open = || {
+            !host
+                .exec_ok(&["ss", "-Htn", "state", "syn-recv", "( sport = :9999 )"])
+                .trim()
+                .is_empty()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(4);
+        let mut reached = false;
+        while !reached && std::time::Instant::now() < deadline {
+            reached = half_open();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        host.docker_ok(&["rm", "-f", "prober"]);
+        reached
+    }
+
     #[test]
     fn published_ports_meet_the_endpoint_policy_and_follow_the_container() {
         let cluster = common::cluster(1, Datastore::Etcd);
@@ -126,6 +185,8 @@ mod e2e_world {
             "8080:80",
             "-p",
             "5300:53/udp",
+            "-p",
+            "127.0.0.1:8181:80",
             "-tid",
             "busybox",
         ]);
@@ -142,6 +203,22 @@ mod e2e_world {
         });
         assert_eq!(seen.as_deref(), Some(h1.ip().to_string().as_str()));
         assert!(fetch(&h1, "web", &published).is_some(), "hairpin");
+        // from the host's loopback (masqueraded to a host address), and a port published on
+        // 127.0.0.1 only
+        assert!(
+            fetch_with(from_host, "127.0.0.1:8080").is_some(),
+            "localhost"
+        );
+        assert!(
+            fetch_with(from_host, "127.0.0.1:8181").is_some(),
+            "127.0.0.1 only"
+        );
+        let loopback_only = format!("{}:8181", h1.ip());
+        assert_eq!(fetch_with(from_host, &loopback_only), None);
+        assert!(
+            !workload_reaches_host_loopback(&h1, "net1"),
+            "route_localnet let a workload reach the host's 127.0.0.1 (CVE-2020-8558)"
+        );
 
         // from outside: the default profile (same network only) refuses; a policy admits, and
         // the container sees the real source
@@ -152,6 +229,7 @@ mod e2e_world {
             seen.is_some()
         });
         assert_eq!(seen.as_deref(), Some(outside.ip().to_string().as_str()));
+        assert_eq!(fetch_with(from_outside, &loopback_only), None);
 
         // UDP too: refused until a rule admits udp/53 from outside, then with the real source
         let udp = format!("{}:5300", h1.ip());

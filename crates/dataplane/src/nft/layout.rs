@@ -41,10 +41,14 @@
 //!   published ports (`docker run -p`). A packet to one of the host's addresses (`fib daddr
 //!   type local`, or the one address a port is published on) and a published port is DNATed to
 //!   the endpoint; prerouting serves traffic from outside and from workloads, output traffic
-//!   from the host itself (not to loopback addresses: a DNAT from 127.0.0.1 would need
-//!   `route_localnet`). The endpoint's ingress policy then sees the real source address.
-//! - `nat-outgoing` (nat, postrouting, priority 100 = srcnat): first hairpin (a workload reaching
-//!   its own published port is masqueraded, or its reply would never meet the DNAT again), then
+//!   from the host itself, 127.0.0.1 included (workload interfaces have `route_localnet`;
+//!   `::1` is left out: the kernel never forwards from it). The endpoint's ingress policy then
+//!   sees the real source address (the host's own for loopback). `raw-prerouting` drops what a
+//!   workload sends to 127.0.0.0/8, so `route_localnet` never lets one reach the host's loopback
+//!   services (CVE-2020-8558).
+//! - `nat-outgoing` (nat, postrouting, priority 100 = srcnat): first the host's loopback
+//!   traffic DNATed to a workload is masqueraded, then hairpin (a workload reaching its own
+//!   published port is masqueraded, or its reply would never meet the DNAT again), then
 //!   nat-outgoing as Felix does it.
 //!   A packet from an address in a pool with NAT outgoing to an address in no pool is
 //!   masqueraded to the host's address; traffic between workloads of any host and pool keeps
@@ -553,7 +557,13 @@ fn base_chains(desired: &Desired) -> Vec<Chain> {
             "raw-prerouting",
             "prerouting",
             -300,
-            vec![clear.clone(), format!("iifname vmap @{raw_from_hep}")],
+            vec![
+                clear.clone(),
+                // Workload interfaces have route_localnet (for published ports on 127.0.0.1):
+                // a workload must never reach the host's loopback services (CVE-2020-8558).
+                format!("iifname \"{HOST_INTERFACE_PREFIX}*\" ip daddr 127.0.0.0/8 drop"),
+                format!("iifname vmap @{raw_from_hep}"),
+            ],
         ),
         base(
             "raw-output",
@@ -654,13 +664,15 @@ pub(crate) fn nat_chains(desired: &Desired) -> [Chain; 3] {
     let dnat = ports.iter().filter_map(|p| dnat_rule(p, false)).collect();
     let output = ports.iter().filter_map(|p| dnat_rule(p, true)).collect();
     let targets: BTreeSet<IpAddr> = ports.iter().map(|p| p.endpoint_ip).collect();
-    let mut postrouting: Vec<String> = targets
-        .iter()
-        .map(|ip| {
-            let addr = Family::of(ip).payload();
-            format!("ct status dnat {addr} saddr {ip} {addr} daddr {ip} masquerade")
-        })
-        .collect();
+    // Traffic from the host's loopback DNATed to a workload leaves with the host's address, or
+    // the workload would answer its own loopback.
+    let mut postrouting = vec![format!(
+        "oifname \"{HOST_INTERFACE_PREFIX}*\" ct status dnat ip saddr 127.0.0.0/8 masquerade"
+    )];
+    postrouting.extend(targets.iter().map(|ip| {
+        let addr = Family::of(ip).payload();
+        format!("ct status dnat {addr} saddr {ip} {addr} daddr {ip} masquerade")
+    }));
     postrouting.extend(Family::BOTH.into_iter().map(|family| {
         let masq = family.pool_set_name(MASQ_POOLS);
         let all = family.pool_set_name(ALL_POOLS);
@@ -683,8 +695,8 @@ pub(crate) fn nat_chains(desired: &Desired) -> [Chain; 3] {
     ]
 }
 
-/// The DNAT rule of one published port, for traffic from the host itself when `from_host` (the
-/// loopback addresses left out); `None` when its host address and endpoint address are of
+/// The DNAT rule of one published port, for traffic from the host itself when `from_host` (`::1`
+/// left out); `None` when its host address and endpoint address are of
 /// different families (the driver never asks for that).
 fn dnat_rule(port: &PublishedPort, from_host: bool) -> Option<String> {
     let family = Family::of(&port.endpoint_ip);
@@ -696,14 +708,15 @@ fn dnat_rule(port: &PublishedPort, from_host: bool) -> Option<String> {
         Some(host) if Family::of(&host) != family => return None,
         Some(host) => format!("{} daddr {host}", family.payload()),
         None => {
+            // IPv4 loopback works (route_localnet, then the masquerade in `nat-outgoing`);
+            // the kernel never forwards from ::1.
             let loopback = match family {
-                Family::V4 => " ip daddr != 127.0.0.0/8",
-                Family::V6 => " ip6 daddr != ::1",
+                Family::V6 if from_host => " ip6 daddr != ::1",
+                _ => "",
             };
             format!(
-                "meta nfproto {} fib daddr type local{}",
-                family.nfproto(),
-                if from_host { loopback } else { "" }
+                "meta nfproto {} fib daddr type local{loopback}",
+                family.nfproto()
             )
         }
     };
@@ -741,10 +754,16 @@ mod tests {
             "ip daddr 10.0.0.1 meta l4proto 6 th dport 8080 dnat ip to 10.65.0.5:80"
         );
         assert_eq!(dnat_rule(&port(Some("10.0.0.1"), "fd00::5"), false), None);
+        assert_eq!(
+            dnat_rule(&port(None, "10.65.0.5"), true).unwrap(),
+            "meta nfproto ipv4 fib daddr type local meta l4proto 6 th dport 8080 dnat ip to \
+             10.65.0.5:80",
+            "the host's own 127.0.0.1 included"
+        );
     }
 
     #[test]
-    fn each_published_endpoint_gets_one_hairpin_rule_before_nat_outgoing() {
+    fn loopback_then_each_published_endpoint_gets_one_hairpin_rule_before_nat_outgoing() {
         let mut desired = Desired::default();
         desired.published.insert(
             "cali1".into(),
@@ -754,9 +773,12 @@ mod tests {
         assert_eq!(prerouting.rules.len(), 2);
         assert_eq!(output.rules.len(), 2);
         assert_eq!(
-            postrouting.rules[0],
-            "ct status dnat ip saddr 10.65.0.5 ip daddr 10.65.0.5 masquerade"
+            postrouting.rules[..2],
+            [
+                "oifname \"cali*\" ct status dnat ip saddr 127.0.0.0/8 masquerade",
+                "ct status dnat ip saddr 10.65.0.5 ip daddr 10.65.0.5 masquerade"
+            ]
         );
-        assert_eq!(postrouting.rules.len(), 3);
+        assert_eq!(postrouting.rules.len(), 4);
     }
 }

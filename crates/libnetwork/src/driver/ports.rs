@@ -168,10 +168,25 @@ pub enum PortError {
         end: u16,
     },
     /// A `HostIP` that is not an IP address.
-    #[error("HostIP {host_ip:?} is not an IP address such as 127.0.0.1 or ::1 (or empty for all)")]
+    #[error(
+        "HostIP {host_ip:?} is not an IP address such as 127.0.0.1 or fd00::1 (or empty for all)"
+    )]
     BadHostIp {
         /// As Docker sent it.
         host_ip: String,
+    },
+    /// An IPv6 loopback `HostIP`: the kernel never forwards a packet from `::1` to another
+    /// interface, so no DNAT can publish there.
+    #[error(
+        "Bind for [{host_ip}]:{port} failed: a Calico network cannot publish on the IPv6 \
+         loopback address (the kernel does not forward from it); publish on 127.0.0.1 or on \
+         every address"
+    )]
+    LoopbackV6 {
+        /// The host address.
+        host_ip: String,
+        /// The host port asked for (0: any).
+        port: u16,
     },
     /// A `HostIP` of a family the endpoint has no address of.
     #[error("Bind for {host_ip}:{port} failed: the endpoint has no IPv{version} address to forward it to")]
@@ -257,6 +272,14 @@ pub(crate) fn decide<'a>(
             (start, end) => start..=end,
         };
         let scope = HostScope::parse(&binding.host_ip)?;
+        if let HostScope::Addr(IpAddr::V6(v6)) = scope {
+            if v6.is_loopback() {
+                return Err(PortError::LoopbackV6 {
+                    host_ip: v6.to_string(),
+                    port: start,
+                });
+            }
+        }
         let to: Vec<(IpAddr, Option<IpAddr>)> = match scope {
             HostScope::Any => {
                 let both: Vec<_> = [targets.v4.map(IpAddr::V4), targets.v6.map(IpAddr::V6)]
@@ -543,7 +566,7 @@ mod tests {
             (claim(TCP, "", 80), claim(UDP, "", 80), false),
             (claim(TCP, "", 80), claim(TCP, "", 81), false),
             (claim(TCP, "", 80), claim(TCP, "127.0.0.1", 80), true),
-            (claim(TCP, "", 80), claim(TCP, "::1", 80), true),
+            (claim(TCP, "", 80), claim(TCP, "fd00::1", 80), true),
             (claim(TCP, "127.0.0.1", 80), claim(TCP, "", 80), true),
             (
                 claim(TCP, "127.0.0.1", 80),
@@ -556,9 +579,9 @@ mod tests {
                 true,
             ),
             (claim(TCP, "0.0.0.0", 80), claim(TCP, "127.0.0.1", 80), true),
-            (claim(TCP, "0.0.0.0", 80), claim(TCP, "::1", 80), false),
+            (claim(TCP, "0.0.0.0", 80), claim(TCP, "fd00::1", 80), false),
             (claim(TCP, "0.0.0.0", 80), claim(TCP, "::", 80), false),
-            (claim(TCP, "::", 80), claim(TCP, "::1", 80), true),
+            (claim(TCP, "::", 80), claim(TCP, "fd00::1", 80), true),
             (claim(TCP, "::", 80), claim(TCP, "10.0.0.1", 80), false),
             (
                 claim(TCP, "::ffff:10.0.0.1", 80),
@@ -578,7 +601,7 @@ mod tests {
         let d = ok(
             &[
                 bind(TCP, 80, "", 8080, 0),
-                bind(TCP, 81, "::1", 8081, 0),
+                bind(TCP, 81, "fd00::7", 8081, 0),
                 bind(TCP, 82, "0.0.0.0", 8082, 0),
                 bind(TCP, 83, "::", 8083, 0),
             ],
@@ -590,19 +613,19 @@ mod tests {
             .iter()
             .map(|p| (p.host_ip, p.host_port, p.container_ip.to_string()))
             .collect();
-        let lo6: IpAddr = "::1".parse().expect("ip");
+        let one6: IpAddr = "fd00::7".parse().expect("ip");
         assert_eq!(
             to,
             vec![
                 (None, 8080, "192.168.1.2".into()),
                 (None, 8080, "fd00::2".into()),
-                (Some(lo6), 8081, "fd00::2".into()),
+                (Some(one6), 8081, "fd00::2".into()),
                 (None, 8082, "192.168.1.2".into()),
                 (None, 8083, "fd00::2".into()),
             ]
         );
         let hosts: Vec<&str> = d.reported.iter().map(|b| b.host_ip.as_str()).collect();
-        assert_eq!(hosts, vec!["0.0.0.0", "::", "::1", "0.0.0.0", "::"]);
+        assert_eq!(hosts, vec!["0.0.0.0", "::", "fd00::7", "0.0.0.0", "::"]);
         assert_eq!(d.claims.len(), 4, "one claim per binding asked for");
 
         let v6_only = Targets {
@@ -617,8 +640,13 @@ mod tests {
     #[test]
     fn a_host_address_of_a_family_the_endpoint_lacks_is_refused() {
         assert_eq!(
+            err(&[bind(TCP, 80, "fd00::9", 8080, 0)], v4(), &[]),
+            "Bind for fd00::9:8080 failed: the endpoint has no IPv6 address to forward it to"
+        );
+        assert_eq!(
             err(&[bind(TCP, 80, "::1", 8080, 0)], v4(), &[]),
-            "Bind for ::1:8080 failed: the endpoint has no IPv6 address to forward it to"
+            "Bind for [::1]:8080 failed: a Calico network cannot publish on the IPv6 loopback \
+             address (the kernel does not forward from it); publish on 127.0.0.1 or on every address"
         );
         let v6_only = Targets {
             v4: None,
@@ -655,7 +683,7 @@ mod tests {
             ),
             (
                 bind(TCP, 80, "localhost", 8080, 0),
-                "HostIP \"localhost\" is not an IP address such as 127.0.0.1 or ::1 (or empty for all)",
+                "HostIP \"localhost\" is not an IP address such as 127.0.0.1 or fd00::1 (or empty for all)",
             ),
         ];
         for (binding, text) in cases {

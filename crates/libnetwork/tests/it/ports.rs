@@ -270,8 +270,8 @@ async fn malformed_options_are_refused_and_nothing_is_published() {
             "port binding 0 (80/tcp): host ports 8080-8000 are not a range; expected HostPort 1-65535 and HostPortEnd 0 or from HostPort to 65535, or both 0 for any port",
         ),
         (
-            json!({"com.docker.network.portmap": [{"Proto":6,"Port":80,"HostIP":"::1","HostPort":8080}]}),
-            "Bind for ::1:8080 failed: the endpoint has no IPv6 address to forward it to",
+            json!({"com.docker.network.portmap": [{"Proto":6,"Port":80,"HostIP":"fd00::1","HostPort":8080}]}),
+            "Bind for fd00::1:8080 failed: the endpoint has no IPv6 address to forward it to",
         ),
     ];
     for (options, text) in cases {
