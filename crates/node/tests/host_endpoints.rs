@@ -3,8 +3,9 @@
 //! the failsafe ports stay open; selector policies, then the endpoint's profiles, admit what
 //! they allow; `preDNAT` policies act on arriving traffic before published ports' DNAT;
 //! `doNotTrack` policies act before connection tracking; an interface that does not exist yet
-//! is policed as soon as it appears. Everything is seen from the harness's outside namespace (10.10.0.254 on
-//! the fabric) against services started in a host's namespaces.
+//! is policed as soon as it appears, and one named by its expected IPs only is found. Everything
+//! is seen from the harness's outside namespace (10.10.0.254 on the fabric) against services
+//! started in a host's namespaces.
 //! Runs in the `e2e` nextest group (module `e2e_host_endpoints`); see docs/harness.md.
 
 mod common;
@@ -241,6 +242,19 @@ mod e2e_host_endpoints {
         wait_until(PROGRAMMED, "the host's own outbound traffic again", || {
             fetch_peer(from_host, world.address(), None).is_some()
         });
+
+        // a host endpoint that names only its expected IPs covers the interface that has one
+        let by_ip = format!(
+            "- apiVersion: v1\n  kind: hostEndpoint\n  metadata: {{name: by-ip, node: {}}}\n  spec: {{expectedIPs: [{}]}}\n",
+            h1.name(),
+            h1.ip()
+        );
+        apply(&cluster, &by_ip);
+        wait_until(PROGRAMMED, "the host endpoint found by its address", || {
+            outside.fetch_peer(service.address()).is_none()
+        });
+        assert!(calico_table(&h1).contains("\"eth0\" : goto fh-eth0"));
+        assert_eq!(outside.fetch_peer(ssh.address()), me, "failsafe tcp/22");
         drop((service, ssh, world));
         cluster.down();
     }
