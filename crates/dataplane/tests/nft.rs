@@ -466,13 +466,7 @@ impl Workload {
             iface: format!("caliwl{n}"),
             addr,
         };
-        let ours = fs::read_link("/proc/thread-self/ns/net").unwrap();
-        let theirs = format!("/proc/{}/ns/net", workload.child.id());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while fs::read_link(&theirs).ok().is_none_or(|ns| ns == ours) {
-            assert!(Instant::now() < deadline, "unshare did not start");
-            thread::sleep(Duration::from_millis(2));
-        }
+        workload.wait_for_namespace();
         let (iface, temp) = (workload.iface.clone(), format!("tmpwl{n}"));
         let mac = [0xee, 0xee, 0xee, 0, 0, n];
         let mac_text = format!("ee:ee:ee:00:00:{n:02x}");
@@ -505,6 +499,65 @@ impl Workload {
         };
         endpoint::plumb(nl, &plumbing).await.unwrap();
         workload
+    }
+
+    /// Creates neighbour `n`: a namespace on host interface `hepn<n>` (address `host_addr`/24)
+    /// with `eth0` at `addr`/24 and a default route via the host, as a machine on a LAN the
+    /// host routes between.
+    fn neighbour(n: u8, addr: &'static str, host_addr: &str) -> Workload {
+        let child = Command::new("unshare")
+            .args(["-n", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        let neighbour = Workload {
+            child,
+            iface: format!("hepn{n}"),
+            addr,
+        };
+        neighbour.wait_for_namespace();
+        let temp = format!("tmphep{n}");
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &neighbour.iface,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &temp,
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "link",
+                "set",
+                &temp,
+                "netns",
+                &neighbour.child.id().to_string(),
+            ],
+        );
+        neighbour.sh(&format!(
+            "ip link set lo up && ip link set {temp} name eth0 && ip addr add {addr}/24 dev eth0 \
+             && ip link set eth0 up && ip route add default via {host_addr}"
+        ));
+        let host_net = format!("{host_addr}/24");
+        run("ip", &["addr", "add", &host_net, "dev", &neighbour.iface]);
+        run("ip", &["link", "set", &neighbour.iface, "up"]);
+        neighbour
+    }
+
+    /// Waits until the `unshare` child runs in a namespace of its own.
+    fn wait_for_namespace(&self) {
+        let ours = fs::read_link("/proc/thread-self/ns/net").unwrap();
+        let theirs = format!("/proc/{}/ns/net", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fs::read_link(&theirs).ok().is_none_or(|ns| ns == ours) {
+            assert!(Instant::now() < deadline, "unshare did not start");
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// A command running in the workload's namespace.
@@ -742,5 +795,114 @@ fn packets_follow_policy() {
         let _ = listener.kill();
         let _ = listener.wait();
         println!("packet checks took {:?}", started.elapsed());
+    });
+}
+
+/// A rule with `action` for tcp to `port`.
+fn allow_tcp_to(port: u16, action: Action) -> Rule {
+    let mut rule = Rule::new(action);
+    rule.protocol = Some(6);
+    rule.destination.ports = ports(&[(port, port)]);
+    rule
+}
+
+/// Host endpoints on a host routing between two LANs (neighbours N1 on `hepn1`, N2 on
+/// `hepn2`): normal policy on traffic to the host, from it and forwarded through it (both
+/// endpoints' policy), the failsafe ports whatever the policy, `preDNAT` before DNAT.
+#[test]
+fn host_endpoints_police_the_host_and_forwarded_traffic() {
+    in_netns(|_nl| async move {
+        sysctl::enable_forwarding().unwrap();
+        let n1 = Workload::neighbour(1, "10.71.0.2", "10.71.0.1");
+        let n2 = Workload::neighbour(2, "10.72.0.2", "10.72.0.1");
+        let mut listeners: Vec<Child> = Vec::new();
+        for (ns, port) in [(&n2, 8000), (&n2, 8001), (&n1, 8000)] {
+            let port = port.to_string();
+            let nc = ["busybox", "nc", "-ll", "-p", &port, "-e", "/bin/true"];
+            listeners.push(ns.command(&nc).spawn().unwrap());
+        }
+        for port in ["22", "7000"] {
+            let nc = ["busybox", "nc", "-ll", "-p", port, "-e", "/bin/true"];
+            listeners.push(Command::new(nc[0]).args(&nc[1..]).spawn().unwrap());
+        }
+        let mut nft = Nft::new();
+        let mut desired = Desired::default();
+        nft.apply_full(&desired).unwrap();
+        check(&[
+            tcp(&n1, "10.72.0.2", 8000, true),
+            tcp(&n1, "10.71.0.1", 7000, true),
+        ]);
+
+        // N1's side is a host endpoint with no policy: only the failsafe ports reach the host,
+        // nothing is forwarded in or out through it
+        desired
+            .host_endpoints
+            .insert("hepn1".into(), HostEndpointPlan::default());
+        nft.apply_full(&desired).unwrap();
+        check(&[
+            tcp(&n1, "10.71.0.1", 22, true),
+            tcp(&n1, "10.71.0.1", 7000, false),
+            tcp(&n1, "10.72.0.2", 8000, false),
+            tcp(&n2, "10.71.0.2", 8000, false),
+        ]);
+
+        // a policy admits tcp/8000 arriving on hepn1 and leaving by hepn2; hepn2 is a host
+        // endpoint too: forwarded traffic needs both endpoints' policy
+        desired.policies.insert(
+            "to-8000".into(),
+            Rules {
+                ingress: vec![allow_tcp_to(8000, Action::Allow)],
+                egress: vec![allow_tcp_to(8000, Action::Allow)],
+            },
+        );
+        desired.host_endpoints.insert(
+            "hepn1".into(),
+            HostEndpointPlan {
+                ingress: plan(&["to-8000"], &[]),
+                ..HostEndpointPlan::default()
+            },
+        );
+        desired.host_endpoints.insert(
+            "hepn2".into(),
+            HostEndpointPlan {
+                egress: plan(&["to-8000"], &[]),
+                ..HostEndpointPlan::default()
+            },
+        );
+        nft.apply_full(&desired).unwrap();
+        check(&[
+            tcp(&n1, "10.72.0.2", 8000, true),
+            tcp(&n1, "10.72.0.2", 8001, false),
+            tcp(&n1, "10.71.0.1", 7000, false),
+        ]);
+
+        // a preDNAT deny of N1 on hepn1 comes before the normal policy; a preDNAT allow of
+        // tcp/7000 lets N1 reach the host past it
+        desired.policies.insert(
+            "pre".into(),
+            Rules {
+                ingress: vec![
+                    allow_tcp_to(8000, Action::Deny),
+                    allow_tcp_to(7000, Action::AllowPreDnat),
+                ],
+                egress: vec![],
+            },
+        );
+        desired
+            .host_endpoints
+            .get_mut("hepn1")
+            .unwrap()
+            .pre_dnat_ingress = vec!["pre".into()];
+        nft.apply_full(&desired).unwrap();
+        assert!(nft.in_sync(&desired).unwrap());
+        check(&[
+            tcp(&n1, "10.72.0.2", 8000, false),
+            tcp(&n1, "10.71.0.1", 7000, true),
+            tcp(&n1, "10.71.0.1", 22, true),
+        ]);
+        for mut listener in listeners {
+            let _ = listener.kill();
+            let _ = listener.wait();
+        }
     });
 }
