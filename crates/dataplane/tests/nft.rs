@@ -799,7 +799,7 @@ fn packets_follow_policy() {
 }
 
 /// A rule with `action` for tcp to `port`.
-fn allow_tcp_to(port: u16, action: Action) -> Rule {
+fn tcp_to(port: u16, action: Action) -> Rule {
     let mut rule = Rule::new(action);
     rule.protocol = Some(6);
     rule.destination.ports = ports(&[(port, port)]);
@@ -851,8 +851,8 @@ fn host_endpoints_police_the_host_and_forwarded_traffic() {
         desired.policies.insert(
             "to-8000".into(),
             Rules {
-                ingress: vec![allow_tcp_to(8000, Action::Allow)],
-                egress: vec![allow_tcp_to(8000, Action::Allow)],
+                ingress: vec![tcp_to(8000, Action::Allow)],
+                egress: vec![tcp_to(8000, Action::Allow)],
             },
         );
         desired.host_endpoints.insert(
@@ -882,8 +882,8 @@ fn host_endpoints_police_the_host_and_forwarded_traffic() {
             "pre".into(),
             Rules {
                 ingress: vec![
-                    allow_tcp_to(8000, Action::Deny),
-                    allow_tcp_to(7000, Action::AllowPreDnat),
+                    tcp_to(8000, Action::Deny),
+                    tcp_to(7000, Action::AllowPreDnat),
                 ],
                 egress: vec![],
             },
