@@ -388,12 +388,6 @@ impl CalcGraph {
         ) else {
             return;
         };
-        let labels = labels::effective(
-            &metadata.labels,
-            spec.profiles
-                .iter()
-                .map(|p| Self::inherited(&self.profiles, p)),
-        );
         let new = Endpoint {
             local: metadata.node == self.node,
             host: false,
@@ -402,7 +396,7 @@ impl CalcGraph {
             interface: spec.interface_name,
             addrs: spec.ip_networks.iter().map(Cidr::ip_net).collect(),
             ips: spec.ip_networks.iter().map(Cidr::addr).collect(),
-            labels,
+            labels: LabelMap::new(),
             policies: BTreeSet::new(),
         };
         self.upsert_endpoint(id, new);
@@ -413,12 +407,6 @@ impl CalcGraph {
         let Some(id) = EndpointId::host(&metadata.node, &metadata.name) else {
             return;
         };
-        let labels = labels::effective(
-            &metadata.labels,
-            spec.profiles
-                .iter()
-                .map(|p| Self::inherited(&self.profiles, p)),
-        );
         let new = Endpoint {
             local: metadata.node == self.node,
             host: true,
@@ -427,14 +415,21 @@ impl CalcGraph {
             interface: spec.interface_name,
             addrs: Vec::new(),
             ips: spec.expected_ips.into_iter().collect(),
-            labels,
+            labels: LabelMap::new(),
             policies: BTreeSet::new(),
         };
         self.upsert_endpoint(id, new);
     }
 
-    /// Adds or replaces the endpoint `id` (its `policies` are worked out here).
+    /// Adds or replaces the endpoint `id` (its effective `labels` and `policies` are worked out
+    /// here).
     fn upsert_endpoint(&mut self, id: EndpointId, mut new: Endpoint) {
+        new.labels = labels::effective(
+            &new.own_labels,
+            new.profiles
+                .iter()
+                .map(|p| Self::inherited(&self.profiles, p)),
+        );
         let mut old = self.endpoints.remove(&id);
         let old_profiles = old.as_ref().map_or(&[][..], |o| &o.profiles[..]);
         self.link_profiles(&id, new.local, old_profiles, &new.profiles);

@@ -469,23 +469,7 @@ impl Workload {
         workload.wait_for_namespace();
         let (iface, temp) = (workload.iface.clone(), format!("tmpwl{n}"));
         let mac = [0xee, 0xee, 0xee, 0, 0, n];
-        let mac_text = format!("ee:ee:ee:00:00:{n:02x}");
-        run(
-            "ip",
-            &[
-                "link", "add", &iface, "type", "veth", "peer", "name", &temp, "address", &mac_text,
-            ],
-        );
-        run(
-            "ip",
-            &[
-                "link",
-                "set",
-                &temp,
-                "netns",
-                &workload.child.id().to_string(),
-            ],
-        );
+        workload.veth(&temp, &["address", &format!("ee:ee:ee:00:00:{n:02x}")]);
         workload.sh(&format!(
             "ip link set lo up && ip link set {temp} name eth0 && ip addr add {addr}/32 dev eth0 \
              && ip link set eth0 up && ip route add 169.254.1.1 dev eth0 \
@@ -516,29 +500,7 @@ impl Workload {
         };
         neighbour.wait_for_namespace();
         let temp = format!("tmphep{n}");
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &neighbour.iface,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &temp,
-            ],
-        );
-        run(
-            "ip",
-            &[
-                "link",
-                "set",
-                &temp,
-                "netns",
-                &neighbour.child.id().to_string(),
-            ],
-        );
+        neighbour.veth(&temp, &[]);
         neighbour.sh(&format!(
             "ip link set lo up && ip link set {temp} name eth0 && ip addr add {addr}/24 dev eth0 \
              && ip link set eth0 up && ip route add default via {host_addr}"
@@ -547,6 +509,25 @@ impl Workload {
         run("ip", &["addr", "add", &host_net, "dev", &neighbour.iface]);
         run("ip", &["link", "set", &neighbour.iface, "up"]);
         neighbour
+    }
+
+    /// Creates the veth `iface` here with its peer `temp` (given `peer_options`, e.g. its
+    /// MAC) in the namespace, still named `temp`.
+    fn veth(&self, temp: &str, peer_options: &[&str]) {
+        let mut args = vec![
+            "link",
+            "add",
+            &self.iface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            temp,
+        ];
+        args.extend(peer_options);
+        run("ip", &args);
+        let pid = self.child.id().to_string();
+        run("ip", &["link", "set", temp, "netns", &pid]);
     }
 
     /// Waits until the `unshare` child runs in a namespace of its own.
