@@ -196,7 +196,7 @@ impl Driver {
             .and_then(|s| s.ports.as_ref())
         {
             Some(ports) => EndpointOperInfo {
-                port_map: ports.decision.reported.clone(),
+                port_map: ports.decision.reported(),
                 exposed_ports: ports.exposed.clone(),
             },
             None => EndpointOperInfo::default(),

@@ -120,12 +120,36 @@ pub(crate) struct Targets {
 /// The bindings decided for one endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Decision {
-    /// For `EndpointOperInfo`: one per published port, with the host port chosen.
-    pub(crate) reported: Vec<PortBinding>,
     /// For the [`crate::PortPublisher`].
     pub(crate) published: Vec<PublishedPort>,
     /// The host ports held.
     pub(crate) claims: Vec<Claim>,
+}
+
+impl Decision {
+    /// For `EndpointOperInfo`: one binding per published port, as the bridge driver reports
+    /// it: the container's address, and the host port chosen as `HostPort` and `HostPortEnd`;
+    /// a port on every host address shows `0.0.0.0` or `::` (the container address's family).
+    pub(crate) fn reported(&self) -> Vec<PortBinding> {
+        self.published
+            .iter()
+            .map(|p| {
+                let host_ip = match (p.host_ip, p.container_ip) {
+                    (Some(ip), _) => ip,
+                    (None, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    (None, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                };
+                PortBinding {
+                    proto: p.protocol,
+                    ip: p.container_ip.to_string(),
+                    port: p.container_port,
+                    host_ip: host_ip.to_string(),
+                    host_port: p.host_port,
+                    host_port_end: p.host_port,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Why the bindings asked for cannot be made.
@@ -339,19 +363,6 @@ pub(crate) fn decide<'a>(
         held.push(claim);
         decision.claims.push(claim);
         for (container_ip, host_ip) in to {
-            let shown_host = match (host_ip, container_ip) {
-                (Some(ip), _) => ip.to_string(),
-                (None, IpAddr::V4(_)) => Ipv4Addr::UNSPECIFIED.to_string(),
-                (None, IpAddr::V6(_)) => Ipv6Addr::UNSPECIFIED.to_string(),
-            };
-            decision.reported.push(PortBinding {
-                proto: binding.proto,
-                ip: container_ip.to_string(),
-                port: binding.port,
-                host_ip: shown_host,
-                host_port: claim.port,
-                host_port_end: claim.port,
-            });
             decision.published.push(PublishedPort {
                 protocol: binding.proto,
                 host_ip,
@@ -477,8 +488,9 @@ mod tests {
                 },
             ]
         );
+        let reported = d.reported();
         assert_eq!(
-            d.reported[2],
+            reported[2],
             PortBinding {
                 proto: TCP,
                 ip: "192.168.1.2".into(),
@@ -488,8 +500,8 @@ mod tests {
                 host_port_end: 8080
             }
         );
-        assert_eq!(d.reported[0].host_ip, "127.0.0.1");
-        assert_eq!(d.reported[3].host_port_end, 49153);
+        assert_eq!(reported[0].host_ip, "127.0.0.1");
+        assert_eq!(reported[3].host_port_end, 49153);
         assert_eq!(d.claims.len(), 4);
     }
 
@@ -624,7 +636,8 @@ mod tests {
                 (None, 8083, "fd00::2".into()),
             ]
         );
-        let hosts: Vec<&str> = d.reported.iter().map(|b| b.host_ip.as_str()).collect();
+        let reported = d.reported();
+        let hosts: Vec<&str> = reported.iter().map(|b| b.host_ip.as_str()).collect();
         assert_eq!(hosts, vec!["0.0.0.0", "::", "fd00::7", "0.0.0.0", "::"]);
         assert_eq!(d.claims.len(), 4, "one claim per binding asked for");
 
