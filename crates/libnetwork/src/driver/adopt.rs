@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use tracing::instrument;
 
+use super::ports::publishable_number;
 use super::{Driver, DriverError, EndpointRecord, EndpointState};
 use crate::wire::{PortBinding, TransportPort};
 use calico_docker::{ContainerPorts, HostBinding};
@@ -108,14 +109,8 @@ pub fn requested_ports(container: &ContainerPorts) -> (Vec<PortBinding>, Vec<Tra
 /// `80/tcp`, `53/udp`, `9/sctp`, or `80` (TCP).
 fn parse_container_port(name: &str) -> Option<TransportPort> {
     let (port, proto) = name.split_once('/').unwrap_or((name, "tcp"));
-    let proto = match proto {
-        "tcp" => 6,
-        "udp" => 17,
-        "sctp" => 132,
-        _ => return None,
-    };
     Some(TransportPort {
-        proto,
+        proto: publishable_number(proto)?,
         port: port.parse().ok()?,
     })
 }

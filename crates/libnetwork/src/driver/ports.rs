@@ -34,6 +34,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 
+use calico_model::Protocol;
+
 use crate::traits::PublishedPort;
 use crate::wire::PortBinding;
 
@@ -242,13 +244,24 @@ pub enum PortError {
     },
 }
 
-fn proto_name(proto: u8) -> Option<&'static str> {
-    match proto {
-        6 => Some("tcp"),
-        17 => Some("udp"),
-        132 => Some("sctp"),
-        _ => None,
-    }
+/// The protocols Docker publishes ports for, by their names in [`Protocol::NAMES`].
+const PUBLISHABLE: [&str; 3] = ["tcp", "udp", "sctp"];
+
+/// The name of a protocol ports can be published for, by its IANA number (6 is `tcp`).
+pub(crate) fn publishable_name(proto: u8) -> Option<&'static str> {
+    Protocol::NAMES
+        .iter()
+        .find(|(name, number)| *number == proto && PUBLISHABLE.contains(name))
+        .map(|(name, _)| *name)
+}
+
+/// The IANA number of a protocol ports can be published for, by its name as Docker writes it
+/// in `80/tcp`.
+pub(crate) fn publishable_number(name: &str) -> Option<u8> {
+    Protocol::NAMES
+        .iter()
+        .find(|(known, _)| *known == name && PUBLISHABLE.contains(known))
+        .map(|(_, number)| *number)
 }
 
 /// Decides the bindings of `requested` for an endpoint with addresses `targets`, given the
@@ -263,7 +276,7 @@ pub(crate) fn decide<'a>(
     let mut held: Vec<Claim> = taken.into_iter().copied().collect();
     let mut decision = Decision::default();
     for (index, binding) in requested.iter().enumerate() {
-        let proto = proto_name(binding.proto).ok_or(PortError::Protocol {
+        let proto = publishable_name(binding.proto).ok_or(PortError::Protocol {
             index,
             port: binding.port,
             proto: binding.proto,
@@ -716,6 +729,20 @@ mod tests {
             DOCKER_FALLBACK_EPHEMERAL
         )
         .is_err());
+    }
+
+    #[test]
+    fn tcp_udp_and_sctp_are_the_publishable_protocols() {
+        for (name, number) in [("tcp", 6), ("udp", 17), ("sctp", 132)] {
+            assert_eq!(publishable_name(number), Some(name));
+            assert_eq!(publishable_number(name), Some(number));
+        }
+        for (name, number) in [("icmp", 1), ("udplite", 136)] {
+            assert_eq!(publishable_name(number), None, "{name}");
+            assert_eq!(publishable_number(name), None, "{name}");
+        }
+        assert_eq!(publishable_number("6"), None);
+        assert_eq!(publishable_number("TCP"), None);
     }
 
     #[test]
