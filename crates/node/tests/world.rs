@@ -270,11 +270,26 @@ mod e2e_world {
             fetch_with(from_outside, &published).is_some()
         });
 
+        // released when the container stops, programmed again when it starts
+        let dnat = || h1.exec_ok(&["nft", "list", "chain", "inet", "calico", "dnat-prerouting"]);
+        h1.docker_ok(&["stop", "-t", "1", "web"]);
+        wait_until(
+            PROGRAMMED,
+            "the DNAT to go with the stopped container",
+            || !dnat().contains(&web),
+        );
+        h1.docker_ok(&["start", "web"]);
+        let restarted = ip_in(&h1, "web", "net1");
+        wait_until(
+            PROGRAMMED,
+            "the DNAT back for the started container",
+            || dnat().contains(&restarted),
+        );
+
         // gone with the container
         h1.docker_ok(&["rm", "-f", "web"]);
         wait_until(PROGRAMMED, "the DNAT to go with the container", || {
-            !h1.exec_ok(&["nft", "list", "chain", "inet", "calico", "dnat-prerouting"])
-                .contains(&web)
+            !dnat().contains(&restarted)
         });
         assert_eq!(fetch_with(from_outside, &published), None);
         cluster.down();
