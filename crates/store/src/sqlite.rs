@@ -1,4 +1,13 @@
 //! SQLite backend: one WAL-mode file that several processes on a host read, write and watch.
+//!
+//! A watch learns of writes without polling the file: every writer notifies every watch of the
+//! database over a unix datagram socket right after it commits ([`notify`]), and writes through
+//! the same [`SqliteStore`] wake its watches directly. Each watch still checks
+//! `PRAGMA data_version` every [`DEFAULT_WATCH_FALLBACK`] (or every 10 ms if it could not bind
+//! its socket), so a writer that does not notify (the `sqlite3` shell) or a lost notification
+//! only delays a change, never loses it.
+
+mod notify;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,15 +22,18 @@ use rusqlite::{
 use tokio::sync::{mpsc, watch};
 
 use crate::{check_key, Datastore, KeyValue, Listing, Result, StoreError, Watch, WatchEvent};
+use notify::{Listener, Notifier};
 
 /// Where calico-node and calicoctl keep the database unless configured otherwise.
 pub const DEFAULT_SQLITE_PATH: &str = "/var/lib/calico/calico.db";
 /// How many revisions of watch history are kept before older events are compacted.
 pub const DEFAULT_HISTORY: i64 = 10_000;
+/// How often a notified watch checks the file anyway, for writes nobody notified it of.
+pub const DEFAULT_WATCH_FALLBACK: Duration = Duration::from_secs(1);
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a watch checks the file for writes made by other connections.
+/// How often a watch without a notification socket checks the file for other connections' writes.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a watch waits after a failed poll before trying again.
 const ERROR_RETRY: Duration = Duration::from_millis(500);
@@ -55,6 +67,8 @@ CREATE TABLE IF NOT EXISTS events (
 /// The SQLite datastore; cheap to share, every call runs on tokio's blocking pool.
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// How often this store's watches poll the file when no notification came.
+    watch_fallback: Duration,
 }
 
 struct Inner {
@@ -63,6 +77,9 @@ struct Inner {
     history: i64,
     /// Bumped after every commit through this instance, so its watches wake at once.
     changes: watch::Sender<u64>,
+    /// Wakes the watches of other connections and processes after every commit; `None` if the
+    /// socket could not be created (they then find the change by polling).
+    notifier: Option<Notifier>,
 }
 
 /// The one `meta` row.
@@ -83,6 +100,7 @@ impl fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
             .field("history", &self.inner.history)
+            .field("watch_fallback", &self.watch_fallback)
             .finish()
     }
 }
@@ -113,6 +131,11 @@ impl SqliteStore {
         }
         let mut conn = connect(&path)?;
         init_schema(&mut conn, &path)?;
+        let notifier = Notifier::new(&path)
+            .inspect_err(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "cannot create the sqlite watch notification socket; other processes' watches will see this one's writes by polling");
+            })
+            .ok();
         tracing::debug!(path = %path.display(), "opened sqlite datastore");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -120,8 +143,17 @@ impl SqliteStore {
                 conn: Mutex::new(conn),
                 history,
                 changes: watch::Sender::new(0),
+                notifier,
             }),
+            watch_fallback: DEFAULT_WATCH_FALLBACK,
         })
+    }
+
+    /// Makes this store's watches poll the file every `interval` when not notified, instead of
+    /// every [`DEFAULT_WATCH_FALLBACK`] (a long interval shows in tests that notification works).
+    pub fn with_watch_fallback(mut self, interval: Duration) -> Self {
+        self.watch_fallback = interval;
+        self
     }
 
     /// The database file.
@@ -200,6 +232,9 @@ impl Inner {
         record().map_err(|e| sql_err(&self.path, &format!("write {key}"), e))?;
         commit(tx, &self.path)?;
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(notifier) = &self.notifier {
+            notifier.notify();
+        }
         Ok(rev)
     }
 }
@@ -324,14 +359,20 @@ impl Datastore for SqliteStore {
 
     async fn watch(&self, prefix: &str, after_revision: i64) -> Result<Watch> {
         let path = self.inner.path.clone();
-        let conn = tokio::task::spawn_blocking(move || connect(&path))
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "sqlite {}: watch connection task failed: {e}",
-                    self.inner.path.display()
-                ))
-            })??;
+        // The socket is bound before the first poll, so a commit is either notified or seen by it.
+        let (conn, socket) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((connect(&path)?, Listener::bind(&path)))
+        })
+        .await
+        .map_err(|e| {
+            StoreError::Unavailable(format!(
+                "sqlite {}: watch connection task failed: {e}",
+                self.inner.path.display()
+            ))
+        })??;
+        let listener = socket.and_then(Listener::register).inspect_err(|e| {
+            tracing::warn!(path = %self.inner.path.display(), error = %e, interval = ?POLL_INTERVAL, "cannot bind the sqlite watch notification socket; polling the file instead");
+        }).ok();
         let poller = Poller {
             conn,
             path: self.inner.path.clone(),
@@ -340,8 +381,12 @@ impl Datastore for SqliteStore {
             data_version: None,
             more: false,
         };
-        let changes = self.inner.changes.subscribe();
-        Ok(Watch::spawn(move |tx| poller.run(changes, tx)))
+        let wake = Wake {
+            changes: self.inner.changes.subscribe(),
+            listener,
+            fallback: self.watch_fallback,
+        };
+        Ok(Watch::spawn(move |tx| poller.run(wake, tx)))
     }
 }
 
@@ -358,6 +403,38 @@ struct Poller {
     more: bool,
 }
 
+/// What makes a watch poll again, besides the end of its fallback interval.
+struct Wake {
+    /// Commits through the watch's own `SqliteStore`.
+    changes: watch::Receiver<u64>,
+    /// Notifications from every writer of the file; `None`: poll every `POLL_INTERVAL` instead.
+    listener: Option<Listener>,
+    /// How long to wait for a notification before polling anyway.
+    fallback: Duration,
+}
+
+impl Wake {
+    /// How long to wait after a poll that found nothing more to read.
+    fn interval(&self) -> Duration {
+        match self.listener {
+            Some(_) => self.fallback,
+            None => POLL_INTERVAL,
+        }
+    }
+}
+
+/// Waits for a notification on `listener`; pending forever without one. A listener that fails
+/// is dropped, and the watch polls every `POLL_INTERVAL` from then on.
+async fn notified(listener: &mut Option<Listener>) {
+    let Some(socket) = listener else {
+        return std::future::pending().await;
+    };
+    if let Err(e) = socket.notified().await {
+        tracing::warn!(error = %e, interval = ?POLL_INTERVAL, "sqlite watch notification socket failed; polling the file instead");
+        *listener = None;
+    }
+}
+
 /// What one poll found.
 enum Polled {
     Events(Vec<WatchEvent>),
@@ -366,7 +443,7 @@ enum Polled {
 
 impl Poller {
     /// Polls until the watch is dropped or must relist.
-    async fn run(mut self, mut changes: watch::Receiver<u64>, tx: mpsc::Sender<WatchEvent>) {
+    async fn run(mut self, mut wake: Wake, tx: mpsc::Sender<WatchEvent>) {
         let mut local_changes = true;
         loop {
             let (poller, polled) = match tokio::task::spawn_blocking(move || {
@@ -393,7 +470,7 @@ impl Poller {
                     if self.more {
                         continue;
                     }
-                    POLL_INTERVAL
+                    wake.interval()
                 }
                 Ok(Polled::Relist) => {
                     let _ = tx.send(WatchEvent::Relist).await;
@@ -411,7 +488,8 @@ impl Poller {
             };
             tokio::select! {
                 () = tx.closed() => return,
-                changed = changes.changed(), if local_changes => local_changes = changed.is_ok(),
+                changed = wake.changes.changed(), if local_changes => local_changes = changed.is_ok(),
+                () = notified(&mut wake.listener) => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
