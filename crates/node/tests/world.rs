@@ -108,6 +108,19 @@ mod e2e_world {
         yaml + "    - action: pass\n    egress:\n    - action: pass\n"
     }
 
+    /// The host ports that `dnat-prerouting` of `host` DNATs to `target` (`ip:port`).
+    fn dnat_ports(host: &Host, target: &str) -> Vec<u16> {
+        let chain = host.exec_ok(&["nft", "list", "chain", "inet", "calico", "dnat-prerouting"]);
+        chain
+            .lines()
+            .filter(|line| line.contains(&format!("to {target}")))
+            .filter_map(|line| {
+                let (_, after) = line.split_once("dport ")?;
+                after.split_whitespace().next()?.parse().ok()
+            })
+            .collect()
+    }
+
     /// Whether a workload on `network` that routes 127.0.0.1 to its gateway (it has NET_ADMIN
     /// and `route_localnet`, so its kernel sends such packets) reaches a service the host
     /// binds to 127.0.0.1 only: whether its connection attempt shows up on the host as a
@@ -256,6 +269,40 @@ mod e2e_world {
             "{stderr}"
         );
         h1.docker_ok(&["rm", "-f", "web2"]);
+
+        // a host port range (port 80 to a free one of 9100-9102) and -P (exposed port 81 to a
+        // free port of the kernel's ephemeral range), each reachable from the host
+        h1.docker_ok(&[
+            "run",
+            "--net",
+            "net1",
+            "--name",
+            "auto",
+            "--expose",
+            "81",
+            "-P",
+            "-p",
+            "9100-9102:80",
+            "-tid",
+            "busybox",
+        ]);
+        serve_peer_address(&h1, "auto");
+        h1.docker_ok(&["exec", "auto", "httpd", "-p", "0.0.0.0:81", "-h", "/www"]);
+        let auto = ip_in(&h1, "auto", "net1");
+        let mut ranged = Vec::new();
+        let mut exposed = Vec::new();
+        wait_until(PROGRAMMED, "host ports for auto's ports 80 and 81", || {
+            ranged = dnat_ports(&h1, &format!("{auto}:80"));
+            exposed = dnat_ports(&h1, &format!("{auto}:81"));
+            !ranged.is_empty() && !exposed.is_empty()
+        });
+        assert!(matches!(ranged[..], [9100..=9102]), "{ranged:?}");
+        assert!(matches!(exposed[..], [p] if p >= 1024), "{exposed:?}");
+        for port in [ranged[0], exposed[0]] {
+            let addr = format!("{}:{port}", h1.ip());
+            assert!(fetch_with(from_host, &addr).is_some(), "{addr}");
+        }
+        h1.docker_ok(&["rm", "-f", "auto"]);
 
         // after a calico-node restart the port is back, rebuilt from what Docker reports (the
         // restarted agent's first full sync would remove a port nobody published again)
