@@ -18,9 +18,7 @@ async fn concurrent_allocation_on_etcd() {
         .unwrap();
     let config = EtcdConfig {
         endpoints: vec![server.endpoint.clone()],
-        ca_cert_file: None,
-        cert_file: None,
-        key_file: None,
+        ..EtcdConfig::default()
     };
     let ds: Arc<dyn Datastore> = Arc::new(EtcdStore::connect(&config).await.unwrap());
     let store = ResourceStore::new(ds.clone());

@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The backend could not be reached or failed; the message names the backend and the cause.
     #[error("datastore unavailable: {0}")]
     Unavailable(String),
+    /// The backend refused the client: wrong or missing credentials, or no permission for a key.
+    #[error("datastore access denied: {0}")]
+    AccessDenied(String),
     /// The backend holds data this code cannot read (bad row, bad key encoding, newer schema).
     #[error("datastore corrupt: {0}")]
     Corrupt(String),

@@ -27,6 +27,15 @@ const KEEP_ALIVE: (Duration, Duration) = (Duration::from_secs(10), Duration::fro
 const LIST_PAGE: i64 = 1000;
 /// First and longest wait before re-establishing a broken watch.
 const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// The key `connect` reads (count only) to check the client may read Calico's data.
+const ACCESS_CHECK_KEY: &str = "/calico/";
+
+/// etcd's messages (`api/v3rpc/rpctypes`) for the authentication failures told apart here.
+const AUTH_FAILED: &str = "etcdserver: authentication failed, invalid user ID or password";
+const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+const USER_EMPTY: &str = "etcdserver: user name is empty";
+const PERMISSION_DENIED: &str = "etcdserver: permission denied";
+const INVALID_TOKEN: &str = "etcdserver: invalid auth token";
 
 /// The etcd v3 datastore.
 #[derive(Clone)]
@@ -34,45 +43,74 @@ pub struct EtcdStore {
     client: Client,
     /// The endpoints, comma-separated, for messages.
     endpoints: String,
+    /// The etcd user the client authenticated as, for messages (never the password).
+    user: Option<String>,
 }
 
 impl fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EtcdStore")
             .field("endpoints", &self.endpoints)
+            .field("user", &self.user)
             .finish()
     }
 }
 
 impl EtcdStore {
-    /// Connects to the cluster (TLS when certificate files are given) and checks it answers.
+    /// Connects to the cluster (TLS when certificate files are given; authenticated when
+    /// credentials are given) and checks it answers and lets the client read `/calico/`.
+    ///
+    /// With credentials, etcd's `Authenticate` gives a token that goes with every request; a
+    /// request refused for an expired or revoked token renews it once and is sent again. A
+    /// cluster without authentication enabled is used without the credentials (with a warning).
     pub async fn connect(config: &EtcdConfig) -> Result<Self> {
         let endpoints = config.endpoints.join(",");
-        let fail = |what: &str| StoreError::Unavailable(format!("etcd {endpoints}: {what}"));
         let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_keep_alive(KEEP_ALIVE.0, KEEP_ALIVE.1);
         if let Some(tls) = tls_options(config, &endpoints)? {
             options = options.with_tls(tls);
         }
-        let client = match tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            Client::connect(&config.endpoints, Some(options)),
-        )
-        .await
-        {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(fail(&format!("connect: {e}"))),
-            Err(_) => {
-                return Err(fail(&format!(
-                    "connect: no answer within {REQUEST_TIMEOUT:?}"
-                )))
+        let mut user = config.credentials.as_ref().map(|c| c.username.clone());
+        let mut client = match &config.credentials {
+            Some(credentials) => {
+                let authenticated = options
+                    .clone()
+                    .with_user(&credentials.username, &credentials.password)
+                    .with_auto_token_refresh(true);
+                open_client(&config.endpoints, authenticated).await
             }
+            None => open_client(&config.endpoints, options.clone()).await,
         };
-        let store = EtcdStore { client, endpoints };
+        if user.is_some()
+            && matches!(&client, Err(Some(e)) if status_message(e) == AUTH_NOT_ENABLED)
+        {
+            tracing::warn!(%endpoints, user = user.as_deref(), "etcd does not have authentication enabled; connecting without the configured user");
+            user = None;
+            client = open_client(&config.endpoints, options).await;
+        }
+        let client = client.map_err(|e| match e {
+            Some(e) => failure(&endpoints, user.as_deref(), "connect", e),
+            None => StoreError::Unavailable(format!(
+                "etcd {endpoints}: connect: no answer within {REQUEST_TIMEOUT:?}"
+            )),
+        })?;
+        let store = EtcdStore {
+            client,
+            endpoints,
+            user,
+        };
         let mut maintenance = store.client.maintenance_client();
         let status = store.call("status", maintenance.status()).await?;
-        tracing::debug!(endpoints = %store.endpoints, version = status.version(), "connected to etcd");
+        let mut kv = store.client.kv_client();
+        let check = GetOptions::new().with_count_only();
+        store
+            .call(
+                &format!("read {ACCESS_CHECK_KEY}"),
+                kv.get(ACCESS_CHECK_KEY, Some(check)),
+            )
+            .await?;
+        tracing::debug!(endpoints = %store.endpoints, user = store.user.as_deref(), version = status.version(), "connected to etcd");
         Ok(store)
     }
 
@@ -96,10 +134,7 @@ impl EtcdStore {
     ) -> Result<T> {
         match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
-                "etcd {}: {what}: {e}",
-                self.endpoints
-            ))),
+            Ok(Err(e)) => Err(failure(&self.endpoints, self.user.as_deref(), what, e)),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "etcd {}: {what}: no answer within {REQUEST_TIMEOUT:?}",
                 self.endpoints
@@ -139,15 +174,57 @@ impl EtcdStore {
         header_revision(response.header(), &self.endpoints, key)
     }
 
-    /// Opens an etcd watch on `prefix` starting at revision `start`.
+    /// Opens an etcd watch on `prefix` starting at revision `start` and waits until etcd created
+    /// it. etcd cancels a watch opened with an expired or revoked token: with credentials the
+    /// token is renewed once and the watch opened again.
     async fn open_watch(&self, prefix: &str, start: i64) -> Result<WatchStream> {
-        let mut watch = self.client.watch_client();
-        let options = WatchOptions::new().with_prefix().with_start_revision(start);
-        self.call(
-            &format!("watch {prefix} from revision {start}"),
-            watch.watch(prefix, Some(options)),
-        )
-        .await
+        let what = format!("watch {prefix} from revision {start}");
+        let mut renewed = false;
+        loop {
+            let mut watch = self.client.watch_client();
+            let options = WatchOptions::new().with_prefix().with_start_revision(start);
+            let mut stream = self.call(&what, watch.watch(prefix, Some(options))).await?;
+            let created = self.call(&what, stream.message()).await?;
+            match created {
+                Some(response) if !response.canceled() => return Ok(stream),
+                Some(response)
+                    if response.cancel_reason().contains(INVALID_TOKEN)
+                        && self.user.is_some()
+                        && !renewed =>
+                {
+                    renewed = true;
+                    self.call(
+                        &format!("{what}: renew the auth token"),
+                        self.client.refresh_token(),
+                    )
+                    .await?;
+                }
+                Some(response)
+                    if response.cancel_reason().contains(INVALID_TOKEN)
+                        || response.cancel_reason().contains(PERMISSION_DENIED) =>
+                {
+                    return Err(StoreError::AccessDenied(format!(
+                        "etcd {}: {what}: refused for {}: {}",
+                        self.endpoints,
+                        who(self.user.as_deref()),
+                        response.cancel_reason()
+                    )))
+                }
+                Some(response) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "etcd {}: {what}: cancelled by etcd: {}",
+                        self.endpoints,
+                        response.cancel_reason()
+                    )))
+                }
+                None => {
+                    return Err(StoreError::Unavailable(format!(
+                        "etcd {}: {what}: the stream ended before the watch was created",
+                        self.endpoints
+                    )))
+                }
+            }
+        }
     }
 
     /// Forwards etcd watch responses, re-establishing a broken stream from the next revision.
@@ -320,6 +397,57 @@ impl Datastore for EtcdStore {
     }
 }
 
+/// Connects with the request timeout; `Err(None)` when the cluster did not answer in time.
+async fn open_client(
+    endpoints: &[String],
+    options: ConnectOptions,
+) -> std::result::Result<Client, Option<etcd_client::Error>> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options))).await {
+        Ok(result) => result.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+/// The message of an etcd error status, or "" for other errors.
+fn status_message(e: &etcd_client::Error) -> &str {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => status.message(),
+        _ => "",
+    }
+}
+
+/// "user \"name\"" or "no user", for messages.
+fn who(user: Option<&str>) -> String {
+    match user {
+        Some(user) => format!("user {user:?}"),
+        None => "no user".into(),
+    }
+}
+
+/// A failed etcd request as a store error naming the endpoints, the user and `what` was asked:
+/// refused credentials and permissions are `AccessDenied`, everything else `Unavailable`.
+fn failure(endpoints: &str, user: Option<&str>, what: &str, e: etcd_client::Error) -> StoreError {
+    let denied = |why: String| StoreError::AccessDenied(format!("etcd {endpoints}: {what}: {why}"));
+    match status_message(&e) {
+        AUTH_FAILED => denied(format!(
+            "{} was refused: wrong password or no such user (etcdUsername/etcdPassword or \
+             ETCD_USERNAME/ETCD_PASSWORD)",
+            who(user)
+        )),
+        USER_EMPTY => denied(
+            "the cluster has authentication enabled and no user is configured: set etcdUsername \
+             and etcdPassword (or ETCD_USERNAME and ETCD_PASSWORD)"
+                .into(),
+        ),
+        PERMISSION_DENIED => denied(format!("permission denied to {}", who(user))),
+        INVALID_TOKEN => denied(format!(
+            "the auth token of {} was refused, also after renewing it",
+            who(user)
+        )),
+        _ => StoreError::Unavailable(format!("etcd {endpoints}: {what}: {e}")),
+    }
+}
+
 /// The etcd key range of all keys starting with `prefix` (`\0`..`\0` is every key).
 fn prefix_range(prefix: &str) -> (Vec<u8>, Vec<u8>) {
     let start = prefix.as_bytes().to_vec();
@@ -438,6 +566,7 @@ mod tests {
             ca_cert_file: ca.map(Into::into),
             cert_file: cert.map(Into::into),
             key_file: key.map(Into::into),
+            credentials: None,
         }
     }
 

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-pub use config::{DatastoreConfig, EtcdConfig};
+pub use config::{DatastoreConfig, EtcdConfig, EtcdCredentials};
 pub use error::StoreError;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdStore;

@@ -43,9 +43,7 @@ impl Backend {
             .unwrap();
         let config = calico_store::EtcdConfig {
             endpoints: vec![server.endpoint.clone()],
-            ca_cert_file: None,
-            cert_file: None,
-            key_file: None,
+            ..calico_store::EtcdConfig::default()
         };
         let store = Arc::new(calico_store::EtcdStore::connect(&config).await.unwrap());
         Backend {
@@ -530,10 +528,119 @@ async fn large_listings_and_replays_are_complete(b: &Backend) {
 
 #[cfg(feature = "etcd")]
 mod etcd_only {
-    use calico_store::{DatastoreConfig, EtcdConfig, EtcdStore, StoreError};
+    use std::time::Duration;
 
-    use crate::common::bounded;
-    use calico_testkit::etcd::EtcdServer;
+    use calico_store::{
+        Datastore, DatastoreConfig, EtcdConfig, EtcdCredentials, EtcdStore, StoreError, WatchEvent,
+    };
+
+    use crate::common::{bounded, next_event};
+    use calico_testkit::etcd::{EtcdServer, AUTH_USER};
+
+    const PASSWORD: &str = "pa55-word";
+    /// etcd's simple-token lifetime in the auth tests; waiting three times as long lets it expire.
+    const TOKEN_TTL: Duration = Duration::from_secs(1);
+
+    async fn auth_server() -> EtcdServer {
+        tokio::task::spawn_blocking(|| EtcdServer::start_with_auth(PASSWORD, TOKEN_TTL))
+            .await
+            .unwrap()
+    }
+
+    fn with_user(server: &EtcdServer, username: &str, password: &str) -> EtcdConfig {
+        EtcdConfig {
+            endpoints: vec![server.endpoint.clone()],
+            credentials: Some(EtcdCredentials {
+                username: username.into(),
+                password: password.into(),
+            }),
+            ..EtcdConfig::default()
+        }
+    }
+
+    fn access_denied(result: Result<EtcdStore, StoreError>) -> String {
+        match result {
+            Err(StoreError::AccessDenied(message)) => message,
+            other => panic!("expected AccessDenied, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn user_and_password_authenticate_and_expired_tokens_are_renewed() {
+        bounded(async {
+            let server = auth_server().await;
+            let store = EtcdStore::connect(&with_user(&server, AUTH_USER, PASSWORD))
+                .await
+                .unwrap();
+            let first = store.create("/auth/a", b"1").await.unwrap();
+            assert_eq!(store.list("/auth/").await.unwrap().items.len(), 1);
+
+            // Unused for longer than its lifetime, the token expires: a watch opened now is
+            // refused by etcd until the token is renewed.
+            tokio::time::sleep(TOKEN_TTL * 3).await;
+            let mut watch = store.watch("/auth/", first).await.unwrap();
+            // The same for a plain request.
+            tokio::time::sleep(TOKEN_TTL * 3).await;
+            let second = store.create("/auth/b", b"2").await.unwrap();
+            match next_event(&mut watch).await {
+                WatchEvent::Put(kv) => {
+                    assert_eq!((kv.key.as_str(), kv.mod_revision), ("/auth/b", second))
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+            assert_eq!(
+                store.get("/auth/a").await.unwrap().unwrap().mod_revision,
+                first
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_or_missing_credentials_are_named_and_the_password_is_not() {
+        bounded(async {
+            let server = auth_server().await;
+            let message = access_denied(
+                EtcdStore::connect(&with_user(&server, AUTH_USER, "not-the-password")).await,
+            );
+            assert!(message.contains(&server.endpoint), "{message}");
+            assert!(message.contains("user \"root\""), "{message}");
+            assert!(message.contains("wrong password"), "{message}");
+            assert!(!message.contains("not-the-password"), "{message}");
+
+            let message =
+                access_denied(EtcdStore::connect(&with_user(&server, "nobody", PASSWORD)).await);
+            assert!(message.contains("user \"nobody\""), "{message}");
+
+            let anonymous = EtcdConfig {
+                endpoints: vec![server.endpoint.clone()],
+                ..EtcdConfig::default()
+            };
+            let message = access_denied(EtcdStore::connect(&anonymous).await);
+            assert!(message.contains(&server.endpoint), "{message}");
+            assert!(message.contains("no user is configured"), "{message}");
+            assert!(message.contains("ETCD_USERNAME"), "{message}");
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn credentials_for_a_cluster_without_authentication_are_not_needed() {
+        bounded(async {
+            let server = tokio::task::spawn_blocking(EtcdServer::start)
+                .await
+                .unwrap();
+            let store = EtcdStore::connect(&with_user(&server, "calico", PASSWORD))
+                .await
+                .unwrap();
+            let revision = store.create("/noauth/k", b"v").await.unwrap();
+            assert_eq!(
+                store.get("/noauth/k").await.unwrap().unwrap().mod_revision,
+                revision
+            );
+        })
+        .await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tls_with_client_certificates() {
@@ -546,6 +653,7 @@ mod etcd_only {
                 ca_cert_file: Some(certs.ca.clone()),
                 cert_file: Some(certs.client_cert.clone()),
                 key_file: Some(certs.client_key.clone()),
+                credentials: None,
             };
             let store = DatastoreConfig::Etcd(config.clone())
                 .connect()
@@ -584,9 +692,7 @@ mod etcd_only {
             let endpoint = format!("http://127.0.0.1:{port}");
             let config = EtcdConfig {
                 endpoints: vec![endpoint.clone()],
-                ca_cert_file: None,
-                cert_file: None,
-                key_file: None,
+                ..EtcdConfig::default()
             };
             match EtcdStore::connect(&config).await {
                 Err(StoreError::Unavailable(message)) => {

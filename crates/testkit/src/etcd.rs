@@ -23,6 +23,9 @@ pub struct Certificates {
     pub client_key: PathBuf,
 }
 
+/// The etcd user [`EtcdServer::start_with_auth`] creates (etcd needs `root` to enable auth).
+pub const AUTH_USER: &str = "root";
+
 /// A single-member etcd on free loopback ports with a temporary data dir, killed on drop.
 pub struct EtcdServer {
     child: Child,
@@ -64,6 +67,35 @@ impl EtcdServer {
         Self::launch(None)
     }
 
+    /// Starts a plain-HTTP etcd with authentication enabled: user [`AUTH_USER`] with `password`
+    /// (etcdctl `user add` and `auth enable`). Its simple tokens expire after `token_ttl`
+    /// (whole seconds, at least 1) without use, so a test can let a client's token expire.
+    pub fn start_with_auth(password: &str, token_ttl: Duration) -> Self {
+        let ttl = token_ttl.as_secs().max(1);
+        let server = Self::launch_with(tempdir(), None, &[format!("--auth-token-ttl={ttl}")]);
+        server.etcdctl(&["user", "add", &format!("{AUTH_USER}:{password}")]);
+        server.etcdctl(&["auth", "enable"]);
+        server
+    }
+
+    /// Runs etcdctl (v3 API) against this server, panicking with its output when it fails.
+    fn etcdctl(&self, args: &[&str]) {
+        let output = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the etcd auth tests need `etcdctl` (Debian package etcd-client): run scripts/setup");
+        assert!(
+            output.status.success(),
+            "etcdctl {} failed: {}{}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Starts an etcd that requires TLS client certificates; returns it and the PEM files.
     pub fn start_tls() -> (Self, Certificates) {
         let dir = tempdir();
@@ -77,6 +109,10 @@ impl EtcdServer {
     }
 
     fn launch_in(dir: tempfile::TempDir, tls: Option<&Certificates>) -> Self {
+        Self::launch_with(dir, tls, &[])
+    }
+
+    fn launch_with(dir: tempfile::TempDir, tls: Option<&Certificates>, extra: &[String]) -> Self {
         let mut last_log = String::new();
         // A port picked here can be taken before etcd binds it: retry with new ports.
         for attempt in 1..=3 {
@@ -100,6 +136,7 @@ impl EtcdServer {
                 .arg("--logger=zap")
                 .arg("--log-outputs=stderr")
                 .arg("--log-level=warn")
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone the log file handle"))
                 .stderr(log);
