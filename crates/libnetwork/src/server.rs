@@ -285,13 +285,24 @@ async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Bo
         },
     };
     let elapsed = started.elapsed();
+    // One line per request: info when answered, warn when it failed.
+    let call_name = path.trim_start_matches('/');
+    let names: Names = serde_json::from_slice(&request).unwrap_or_default();
+    let (network, endpoint, pool) = (names.network, names.endpoint, names.pool);
     let (status, body) = match result {
         Ok(body) => {
-            tracing::debug!(path, ?elapsed, "plugin call answered");
+            tracing::info!(
+                method = call_name,
+                network,
+                endpoint,
+                pool,
+                ?elapsed,
+                "plugin call answered"
+            );
             (StatusCode::OK, body)
         }
         Err(Failure { status, message }) => {
-            tracing::warn!(path, status = status.as_u16(), error = %message, ?elapsed, "plugin call failed");
+            tracing::warn!(method = call_name, network, endpoint, pool, status = status.as_u16(), error = %message, ?elapsed, "plugin call failed");
             let body = serde_json::json!({ "Err": message })
                 .to_string()
                 .into_bytes();
@@ -308,6 +319,18 @@ async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Bo
         "plugin exchange"
     );
     (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// What a request names, for its log line. Docker's requests name the network and the endpoint
+/// (the container's attachment; no request names the container itself), IPAM's the pool.
+#[derive(Default, serde::Deserialize)]
+struct Names {
+    #[serde(rename = "NetworkID")]
+    network: Option<String>,
+    #[serde(rename = "EndpointID")]
+    endpoint: Option<String>,
+    #[serde(rename = "PoolID")]
+    pool: Option<String>,
 }
 
 /// Decodes the request of `call`, runs it and encodes the reply.

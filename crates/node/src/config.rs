@@ -66,6 +66,42 @@ pub struct Config {
     /// `FELIX_FAILSAFEINBOUNDHOSTPORTS` and `FELIX_FAILSAFEOUTBOUNDHOSTPORTS`: the ports host
     /// endpoint policy never blocks (default [`Failsafe::default`]).
     pub failsafe: Failsafe,
+    /// `FELIX_HEALTHENABLED` (default false, as Felix), `FELIX_HEALTHHOST` (default
+    /// `localhost`, as Felix 3.2 and later) and `FELIX_HEALTHPORT` (default 9099): where
+    /// `/liveness` and `/readiness` are served, if at all.
+    pub health: Option<HealthEndpoint>,
+}
+
+/// Where the health endpoints listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEndpoint {
+    /// A host name or address to bind to.
+    pub host: String,
+    /// The TCP port (0: any free port, as Felix allows).
+    pub port: u16,
+}
+
+/// How calico-node writes its log (`CALICO_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// `CALICO_LOG_FORMAT`: `text` (the default when unset or empty) or `json`, in any case.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<LogFormat> {
+        let Some(value) = env("CALICO_LOG_FORMAT").filter(|v| !v.trim().is_empty()) else {
+            return Ok(LogFormat::Text);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => bail!("CALICO_LOG_FORMAT={value:?}: use text or json"),
+        }
+    }
 }
 
 /// Where BIRD's configuration and control socket go unless `CALICO_BIRD_DIR` says otherwise.
@@ -197,8 +233,12 @@ impl Config {
             inbound: failsafe_ports(&env, FAILSAFE_INBOUND, defaults.inbound)?,
             outbound: failsafe_ports(&env, FAILSAFE_OUTBOUND, defaults.outbound)?,
         };
+        let health = flag(&var, "FELIX_HEALTHENABLED", false)?
+            .then(|| health_endpoint(&var))
+            .transpose()?;
         Ok(Config {
             failsafe,
+            health,
             run_bird,
             bird_dir,
             bird_socket,
@@ -240,6 +280,22 @@ fn flag(var: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Res
         "false" | "0" | "no" | "n" | "f" => Ok(false),
         _ => bail!("{name}={value:?}: use true or false (or 1/0, yes/no, y/n, t/f)"),
     }
+}
+
+/// `FELIX_HEALTHHOST` and `FELIX_HEALTHPORT`; the port as Felix's `int(0,65535)`.
+fn health_endpoint(var: &impl Fn(&str) -> Option<String>) -> Result<HealthEndpoint> {
+    let host = var("FELIX_HEALTHHOST").unwrap_or_else(|| "localhost".into());
+    let port = match var("FELIX_HEALTHPORT") {
+        None => 9099,
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("FELIX_HEALTHPORT={v:?}: use a port number from 0 to 65535"))?,
+    };
+    Ok(HealthEndpoint {
+        host: host.trim().to_string(),
+        port,
+    })
 }
 
 /// A failsafe port list, read as Felix 2.6 reads `FailsafeInboundHostPorts` and
@@ -557,6 +613,79 @@ mod tests {
                 enabled: true,
                 mode: "cross-subnet".into()
             })
+        );
+    }
+
+    #[test]
+    fn health_is_off_by_default_and_served_on_localhost_9099_when_enabled() {
+        assert_eq!(config(&[("NODENAME", "n")]).unwrap().health, None);
+        for on in ["true", "TRUE", "1", "yes", "y", "t"] {
+            assert_eq!(
+                config(&[("NODENAME", "n"), ("FELIX_HEALTHENABLED", on)])
+                    .unwrap()
+                    .health,
+                Some(HealthEndpoint {
+                    host: "localhost".into(),
+                    port: 9099
+                }),
+                "{on}"
+            );
+        }
+        for off in ["false", "0", "no", "n", "F"] {
+            let c = config(&[("NODENAME", "n"), ("FELIX_HEALTHENABLED", off)]).unwrap();
+            assert_eq!(c.health, None, "{off}");
+        }
+        let c = config(&[
+            ("NODENAME", "n"),
+            ("FELIX_HEALTHENABLED", "true"),
+            ("FELIX_HEALTHHOST", "0.0.0.0"),
+            ("FELIX_HEALTHPORT", "19099"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.health,
+            Some(HealthEndpoint {
+                host: "0.0.0.0".into(),
+                port: 19099
+            })
+        );
+    }
+
+    #[test]
+    fn bad_health_settings_name_the_variable() {
+        let err = |pairs: &[(&str, &str)]| format!("{:#}", config(pairs).unwrap_err());
+        assert_eq!(
+            err(&[("NODENAME", "n"), ("FELIX_HEALTHENABLED", "on")]),
+            "FELIX_HEALTHENABLED=\"on\": use true or false (or 1/0, yes/no, y/n, t/f)"
+        );
+        for port in ["65536", "-1", "http"] {
+            assert_eq!(
+                err(&[
+                    ("NODENAME", "n"),
+                    ("FELIX_HEALTHENABLED", "true"),
+                    ("FELIX_HEALTHPORT", port)
+                ]),
+                format!("FELIX_HEALTHPORT={port:?}: use a port number from 0 to 65535")
+            );
+        }
+    }
+
+    #[test]
+    fn log_format_is_text_unless_json_and_refuses_anything_else() {
+        let format = |value: Option<&str>| {
+            LogFormat::from_env(|name| {
+                assert_eq!(name, "CALICO_LOG_FORMAT");
+                value.map(String::from)
+            })
+        };
+        assert_eq!(format(None).unwrap(), LogFormat::Text);
+        assert_eq!(format(Some("")).unwrap(), LogFormat::Text);
+        assert_eq!(format(Some("text")).unwrap(), LogFormat::Text);
+        assert_eq!(format(Some("json")).unwrap(), LogFormat::Json);
+        assert_eq!(format(Some(" JSON ")).unwrap(), LogFormat::Json);
+        assert_eq!(
+            format!("{:#}", format(Some("logfmt")).unwrap_err()),
+            "CALICO_LOG_FORMAT=\"logfmt\": use text or json"
         );
     }
 }

@@ -8,6 +8,7 @@ mod autodetect;
 mod config;
 mod dns_table;
 mod engine;
+mod health;
 mod host_addresses;
 mod networks;
 mod reconcile;
@@ -32,19 +33,29 @@ use tracing::{error, info, warn};
 
 use adapters::{AgentPorts, NetlinkLinks, NodeIpam};
 use agent::Agent;
-use config::{Config, IpSetting};
+use config::{Config, IpSetting, LogFormat};
 use reconcile::Reconciler;
 
 /// How long calico-node keeps trying to reach its datastore at start.
 const DATASTORE_WAIT: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
+    let format = match LogFormat::from_env(|name| std::env::var(name).ok()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("calico-node: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALICO_LOG_LEVEL")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -68,7 +79,19 @@ fn main() -> ExitCode {
 async fn run() -> Result<()> {
     let config = Config::from_env(|name| std::env::var(name).ok())?;
     info!(node = %config.node_name, version = startup::VERSION, "starting calico-node");
+    let health = health::start(config.health.as_ref(), &config.run_dir).await?;
+    let starting = health.register("startup", true, None, Err("not finished".into()));
+    let sockets = health.register("plugin sockets", true, None, Err("not served yet".into()));
     let ds = connect(&config.datastore).await?;
+    tokio::spawn(health::datastore::probe(
+        ds.clone(),
+        health.register(
+            health::datastore::NAME,
+            true,
+            Some(health::datastore::TIMEOUT),
+            Err("not probed yet".into()),
+        ),
+    ));
     let store = ResourceStore::new(ds.clone());
     let ipv4 = match &config.ip {
         IpSetting::Fixed(cidr) => *cidr,
@@ -106,6 +129,7 @@ async fn run() -> Result<()> {
                 config.plugin_dir.display()
             )
         })?;
+    sockets.ready();
     let engine = tokio::spawn(
         engine::EngineWatch {
             docker: docker.clone(),
@@ -174,6 +198,13 @@ async fn run() -> Result<()> {
     if let Some(feed) = name_feed {
         agent = agent.with_consumer(Box::new(feed));
     }
+    agent = agent.with_health(health.register(
+        agent::HEALTH_NAME,
+        true,
+        Some(agent::LIVENESS_TIMEOUT),
+        Err("no full sync from the datastore yet".into()),
+    ));
+    starting.ready();
     let policing = tokio::spawn(agent.run());
     info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
 

@@ -5,6 +5,11 @@ use std::net::Ipv4Addr;
 
 use crate::PeerType;
 
+/// The file in calico-node's run directory (`CALICO_RUN_DIR`) holding its health, two lines
+/// `Readiness: ready` (or `not ready: <why>`) and `Liveness: live` (or `not live: <why>`),
+/// rewritten at least every 10 s while calico-node runs; `calicoctl node status` prints it.
+pub const HEALTH_FILE: &str = "health";
+
 /// One BGP session, as BIRD reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerStatus {

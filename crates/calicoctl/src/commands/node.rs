@@ -22,6 +22,9 @@ const DEFAULT_RUN_DIR: &str = "/var/run/calico";
 const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 /// How long `node run` waits for calico-node to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// A health file older than this was left by a calico-node that stopped keeping it (it
+/// rewrites it every 10 s).
+const HEALTH_STALE: Duration = Duration::from_secs(30);
 
 /// The options of `calicoctl node run`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -65,7 +68,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> Outcome {
 
 /// `calicoctl node status`: whether calico-node runs here, then BIRD's BGP sessions (read on
 /// [`bird_socket`]) as Calico prints them, the Docker Engine, and calico-node's IPIP line if it
-/// wrote one.
+/// wrote one, then its readiness and liveness.
 pub async fn status() -> Outcome {
     if running_pid(&pid_file()).is_none() && !node_in_this_netns() {
         return Outcome::fail("Calico process is not running.");
@@ -73,11 +76,38 @@ pub async fn status() -> Outcome {
     let peers = calico_routing::bird::show_protocols(&bird_socket())
         .await
         .ok();
-    Outcome::ok(status_text(
-        peers.as_deref(),
-        &docker_engine(),
-        ipip_status().as_deref(),
-    ))
+    let mut text = status_text(peers.as_deref(), &docker_engine(), ipip_status().as_deref());
+    text.push_str(&health_status());
+    Outcome::ok(text)
+}
+
+/// calico-node's `Readiness: …` and `Liveness: …` lines, as it keeps them in its run directory
+/// (`calico_routing::status::HEALTH_FILE`).
+fn health_status() -> String {
+    let path = run_dir().join(calico_routing::status::HEALTH_FILE);
+    let text = fs::read_to_string(&path).ok();
+    let age = fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok());
+    health_lines(&path, text.as_deref(), age)
+}
+
+/// The health lines from the file at `path` (its `text`, last written `age` ago).
+fn health_lines(path: &Path, text: Option<&str>, age: Option<Duration>) -> String {
+    match (text.map(str::trim).filter(|t| !t.is_empty()), age) {
+        (None, _) => format!(
+            "Readiness: unknown (calico-node has not written {})\n",
+            path.display()
+        ),
+        (Some(_), Some(age)) if age > HEALTH_STALE => format!(
+            "Readiness: unknown (calico-node last wrote {} {} s ago and should every 10 s: it \
+             may be stuck)\n",
+            path.display(),
+            age.as_secs()
+        ),
+        (Some(text), _) => format!("{text}\n"),
+    }
 }
 
 /// The text of `node status` for a running calico-node: Calico's sessions section, `Docker
@@ -343,6 +373,28 @@ mod tests {
 
     const NO_PEERS: &str = "Calico process is running.\n\nIPv4 BGP status\nNo IPv4 peers \
                             found.\n\nIPv6 BGP status\nNo IPv6 peers found.\n\n";
+
+    #[test]
+    fn health_lines_come_from_calico_nodes_file_unless_it_is_missing_or_stale() {
+        let path = Path::new("/var/run/calico/health");
+        let text =
+            "Readiness: not ready: datastore: failing for 11 s: unreachable\nLiveness: live\n";
+        let fresh = Some(Duration::from_secs(3));
+        assert_eq!(health_lines(path, Some(text), fresh), text);
+        assert_eq!(
+            health_lines(path, None, None),
+            "Readiness: unknown (calico-node has not written /var/run/calico/health)\n"
+        );
+        assert_eq!(
+            health_lines(path, Some("\n"), fresh),
+            health_lines(path, None, None)
+        );
+        assert_eq!(
+            health_lines(path, Some(text), Some(Duration::from_secs(31))),
+            "Readiness: unknown (calico-node last wrote /var/run/calico/health 31 s ago and \
+             should every 10 s: it may be stuck)\n"
+        );
+    }
 
     #[test]
     fn status_shows_the_ipip_line_only_when_calico_node_wrote_one() {

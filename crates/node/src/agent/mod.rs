@@ -8,6 +8,10 @@
 //! the plugin driver ([`Published`]), and the host's interfaces and their addresses
 //! ([`HostAddresses`]), which place the host endpoints that name only their expected IPs. The
 //! failsafe ports are fixed at start.
+//!
+//! With [`Agent::with_health`] it reports readiness once a complete listing is programmed, not
+//! ready when its syncs have failed for longer than [`SYNC_GRACE`], and a heartbeat every
+//! [`HEARTBEAT`] from its loop (see `crate::health`).
 
 pub mod feed;
 #[cfg(test)]
@@ -27,12 +31,23 @@ use calico_store::{Datastore, Watch, WatchEvent};
 use tokio::sync::watch;
 use tracing::{info, instrument, warn};
 
+use crate::health::{Outage, Reporter};
 use feed::{decode_event, decode_put, Consumer, Dispatcher, GraphFeed, Relisting, SyncStatus};
 
 /// Changes applied together at most, so a burst becomes a few transactions, not thousands.
 const BATCH: usize = 256;
 /// How long the agent waits before starting over after an error.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The agent's health reporter.
+pub const HEALTH_NAME: &str = "policy agent";
+/// How often the agent's loop reports that it runs.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long the agent may go without a heartbeat before calico-node is not live: longer than
+/// the longest legitimate pass without one (a listing and the watch's start, each up to the
+/// etcd request timeout of 10 s, the restart delay and a full dataplane sync).
+pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the agent's syncs may keep failing before it reports not ready.
+pub const SYNC_GRACE: Duration = Duration::from_secs(10);
 
 /// The ports published to this host's endpoints, by host interface (what the plugin driver
 /// was asked for with `docker run -p`).
@@ -53,6 +68,13 @@ pub struct Agent<D> {
     restart_delay: Duration,
     /// Host endpoint interfaces this host does not have, as last logged.
     absent: BTreeSet<String>,
+    health: Option<SyncHealth>,
+}
+
+/// The agent's health reporter and how long its syncs have been failing.
+struct SyncHealth {
+    reporter: Reporter,
+    outage: Outage,
 }
 
 /// Why one round of following the datastore ended.
@@ -97,7 +119,17 @@ impl<D: PolicyDataplane> Agent<D> {
             resync_interval,
             restart_delay: RESTART_DELAY,
             absent: BTreeSet::new(),
+            health: None,
         }
+    }
+
+    /// Also reports its health through `reporter` (registered with [`LIVENESS_TIMEOUT`]).
+    pub fn with_health(mut self, reporter: Reporter) -> Self {
+        self.health = Some(SyncHealth {
+            reporter,
+            outage: Outage::new(SYNC_GRACE),
+        });
+        self
     }
 
     /// Also hands every change to `consumer` (after the calculation graph).
@@ -110,10 +142,18 @@ impl<D: PolicyDataplane> Agent<D> {
     /// and starts over after an error.
     pub async fn run(mut self) {
         loop {
+            self.beat();
             match self.sync_and_follow().await {
                 Ok(RoundEnd::Relist) => info!("the datastore asked for a relist; listing again"),
                 Err(e) => {
-                    warn!(error = %format!("{e:#}"), "policy agent restarting its sync");
+                    let error = format!("{e:#}");
+                    if let Some(health) = &mut self.health {
+                        match health.outage.failed(&error, std::time::Instant::now()) {
+                            Some(why) => health.reporter.not_ready(why),
+                            None => health.reporter.beat(),
+                        }
+                    }
+                    warn!(error = %error, "policy agent restarting its sync");
                     tokio::time::sleep(self.restart_delay).await;
                 }
             }
@@ -136,6 +176,10 @@ impl<D: PolicyDataplane> Agent<D> {
         let graph = self.feeds.graph();
         graph.take_changes();
         self.full_sync(Why::Listed)?;
+        if let Some(health) = &mut self.health {
+            health.outage.ended();
+            health.reporter.ready();
+        }
         let mut watch = self
             .ds
             .watch(RESOURCES_PREFIX, listing.revision)
@@ -143,8 +187,10 @@ impl<D: PolicyDataplane> Agent<D> {
             .context("watching resources")?;
         let mut resync = tokio::time::interval(self.resync_interval);
         resync.tick().await;
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
+                _ = heartbeat.tick() => self.beat(),
                 event = watch.next() => {
                     let Some(event) = event else {
                         anyhow::bail!("the datastore watch ended");
@@ -164,6 +210,13 @@ impl<D: PolicyDataplane> Agent<D> {
                     self.report_absent_interfaces();
                 }
             }
+        }
+    }
+
+    /// Reports that the loop runs, if it reports its health.
+    fn beat(&self) {
+        if let Some(health) = &self.health {
+            health.reporter.beat();
         }
     }
 
