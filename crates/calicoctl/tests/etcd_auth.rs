@@ -4,6 +4,38 @@
 
 mod common;
 
+/// `calicoctl node run` hands calico-node the credentials; `--dryrun` does not print the password.
+#[test]
+fn node_run_passes_the_credentials_and_dryrun_hides_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("calicoctl.cfg");
+    std::fs::write(
+        &cfg,
+        "apiVersion: v1\nkind: calicoApiConfig\nspec:\n  datastoreType: etcdv2\n  \
+         etcdScheme: https\n  etcdAuthority: etcd.example:2379\n  etcdCACertFile: /ca.pem\n  \
+         etcdUsername: calico\n  etcdPassword: s3cret\n",
+    )
+    .unwrap();
+    let args = [
+        std::ffi::OsStr::new("node"),
+        "run".as_ref(),
+        "--dryrun".as_ref(),
+        "-c".as_ref(),
+        cfg.as_os_str(),
+    ];
+    let out = common::calicoctl(&args, &[], "").ok().to_string();
+    for var in [
+        "DATASTORE_TYPE=etcdv3 ",
+        "ETCD_ENDPOINTS=https://etcd.example:2379 ",
+        "ETCD_CA_CERT_FILE=/ca.pem ",
+        "ETCD_USERNAME=calico ",
+        "ETCD_PASSWORD=<hidden> ",
+    ] {
+        assert!(out.contains(var), "{var}: {out}");
+    }
+    assert!(!out.contains("s3cret"), "{out}");
+}
+
 mod e2e_etcd_auth {
     use std::ffi::OsStr;
     use std::net::IpAddr;

@@ -229,15 +229,8 @@ fn node_env(config: Option<&Path>, args: &RunArgs) -> Result<Vec<(String, String
         }
         DatastoreConfig::Etcd(etcd) => {
             set("DATASTORE_TYPE", "etcdv3".into());
-            set("ETCD_ENDPOINTS", etcd.endpoints.join(","));
-            for (name, file) in [
-                ("ETCD_CA_CERT_FILE", &etcd.ca_cert_file),
-                ("ETCD_CERT_FILE", &etcd.cert_file),
-                ("ETCD_KEY_FILE", &etcd.key_file),
-            ] {
-                if let Some(file) = file {
-                    set(name, file.display().to_string());
-                }
+            for (name, value) in etcd.env() {
+                set(name, value);
             }
         }
     }
@@ -271,7 +264,13 @@ fn start(config: Option<&Path>, args: &RunArgs) -> Result<String> {
     let binary = node_binary();
     let env = node_env(config, args)?;
     if args.dryrun {
-        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let vars: Vec<String> = env
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "ETCD_PASSWORD" => format!("{k}=<hidden>"),
+                _ => format!("{k}={v}"),
+            })
+            .collect();
         return Ok(format!("{} {}\n", vars.join(" "), binary.display()));
     }
     let mut command = Command::new(&binary);
