@@ -4,7 +4,7 @@
 //! database file, and every [`SqliteStore`](super::SqliteStore) writer sends one datagram to each
 //! socket there right after each of its commits. A watch therefore polls the file only when told
 //! to (and, as a fallback, at a slow interval for writers that do not notify, such as the
-//! `sqlite3` shell). The datagram carries no data: it only says "poll now".
+//! `sqlite3` shell). The datagram (one zero byte) only says "poll now".
 //!
 //! Why not inotify on the WAL: a writer appends the commit frame to the `-wal` file (the event)
 //! before it publishes the commit in the `-shm` wal-index (a shared mapping, which makes no
