@@ -8,7 +8,9 @@
 //! asked for: dockerd fills `NetworkSettings.Ports` from `EndpointOperInfo` only for its
 //! in-process drivers, so for Calico it stays empty. Fixed host ports come back as they were;
 //! a range or "any" port is chosen again (the lowest free one), which may differ from the
-//! first choice.
+//! first choice. Ports that cannot be published at adoption (a host port another endpoint
+//! holds, the publisher failing) wait in the endpoint's state until [`Driver::restore_ports`]
+//! publishes them, or Docker programs or revokes the endpoint's ports itself.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -16,8 +18,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use tracing::instrument;
 
+use super::network::Endpoints;
 use super::ports::publishable_number;
-use super::{Driver, DriverError, EndpointRecord, EndpointState};
+use super::{Driver, DriverError, EndpointRecord, EndpointState, PortRequest};
 use crate::wire::{PortBinding, TransportPort};
 use calico_docker::{ContainerPorts, HostBinding};
 use calico_model::endpoint_naming::{DockerId, InvalidDockerId};
@@ -31,7 +34,8 @@ pub struct ExistingEndpoint {
     pub network_name: String,
     /// Docker's endpoint ID.
     pub endpoint_id: String,
-    /// The endpoint's addresses, each a /32 or /128.
+    /// The endpoint's addresses, each a /32 or /128: its IPv4 and its IPv6 address, those it
+    /// has (the ports go to both).
     pub addrs: Vec<IpNet>,
     /// The container interface's MAC.
     pub mac: [u8; 6],
@@ -47,7 +51,8 @@ pub enum AdoptError {
     /// Docker reported an ID that is not one.
     #[error(transparent)]
     Id(#[from] InvalidDockerId),
-    /// The endpoint is adopted, but its ports are not published.
+    /// The endpoint is adopted, but its ports are not published (yet: see
+    /// [`Driver::restore_ports`]).
     #[error("the published ports of adopted endpoint {endpoint_id} are not restored: {source}")]
     Ports {
         /// The endpoint.
@@ -156,7 +161,8 @@ impl Driver {
     /// Takes over an endpoint Docker has but the datastore (or this process) lacks:
     /// remembers it like `CreateEndpoint` does, publishes its ports like
     /// `ProgramExternalConnectivity` does (unless this process knew the endpoint already), and
-    /// writes its workload endpoint once Docker shows its container.
+    /// writes its workload endpoint once Docker shows its container. Ports that cannot be
+    /// published now are tried again by [`Driver::restore_ports`].
     #[instrument(name = "adopt", skip_all, fields(network_id = %existing.network_id, endpoint_id = %existing.endpoint_id))]
     pub async fn adopt(&self, existing: ExistingEndpoint) -> Result<(), AdoptError> {
         let id = DockerId::new(existing.endpoint_id.as_str())?;
@@ -174,19 +180,66 @@ impl Driver {
                 record,
                 writer: None,
                 ports: None,
+                unrestored: None,
             });
             // A known endpoint gets its ports from ProgramExternalConnectivity.
             if known || existing.ports.is_empty() {
                 Ok(())
             } else {
-                self.publish(&mut endpoints, &id, &existing.ports, existing.exposed_ports)
-                    .await
+                let request = PortRequest {
+                    bindings: existing.ports,
+                    exposed: existing.exposed_ports,
+                };
+                self.restore(&mut endpoints, &id, request).await
             }
         };
         self.start_endpoint_writer(&id).await;
-        published.map_err(|source| AdoptError::Ports {
-            endpoint_id: id.to_string(),
-            source,
+        published
+    }
+
+    /// Tries again to publish the ports of the adopted endpoints whose ports could not be
+    /// published (a host port another endpoint held, the publisher failing), in the order of
+    /// their IDs. Returns each failure; those endpoints are tried again at the next call. An
+    /// endpoint's ports programmed or revoked by Docker meanwhile are not restored.
+    pub async fn restore_ports(&self) -> Vec<AdoptError> {
+        let mut endpoints = self.inner.endpoints.lock().await;
+        let mut waiting: Vec<DockerId> = endpoints
+            .iter()
+            .filter(|(_, state)| state.unrestored.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        waiting.sort();
+        let mut failures = Vec::new();
+        for id in waiting {
+            let Some(request) = endpoints.get_mut(&id).and_then(|s| s.unrestored.take()) else {
+                continue;
+            };
+            if let Err(e) = self.restore(&mut endpoints, &id, request).await {
+                failures.push(e);
+            }
+        }
+        failures
+    }
+
+    /// Publishes `request` for the known endpoint `id`; on failure keeps it for
+    /// [`Driver::restore_ports`].
+    async fn restore(
+        &self,
+        endpoints: &mut Endpoints,
+        id: &DockerId,
+        request: PortRequest,
+    ) -> Result<(), AdoptError> {
+        let published = self
+            .publish(endpoints, id, &request.bindings, request.exposed.clone())
+            .await;
+        published.map_err(|source| {
+            if let Some(state) = endpoints.get_mut(id) {
+                state.unrestored = Some(request);
+            }
+            AdoptError::Ports {
+                endpoint_id: id.to_string(),
+                source,
+            }
         })
     }
 }

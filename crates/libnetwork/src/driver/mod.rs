@@ -32,7 +32,7 @@ pub use error::DriverError;
 pub use ports::PortError;
 
 use crate::traits::{AddressAllocator, DockerApi, HostLinks, PortPublisher, SourceError};
-use crate::wire::TransportPort;
+use crate::wire::{PortBinding, TransportPort};
 use calico_model::endpoint_naming::DockerId;
 
 /// Calico's libnetwork driver. Cheap to clone; clones share all state.
@@ -79,6 +79,16 @@ struct EndpointState {
     /// What `ProgramExternalConnectivity` (or adoption) published; `None` before it and
     /// after `RevokeExternalConnectivity`.
     ports: Option<EndpointPorts>,
+    /// The ports an adopted endpoint's container asked for that are not published yet
+    /// (see [`Driver::restore_ports`]); `None` once its ports are published or taken away.
+    unrestored: Option<PortRequest>,
+}
+
+/// The ports a container asked for, as `ProgramExternalConnectivity` carries them.
+#[derive(Clone, Debug)]
+struct PortRequest {
+    bindings: Vec<PortBinding>,
+    exposed: Vec<TransportPort>,
 }
 
 /// An endpoint's published ports.

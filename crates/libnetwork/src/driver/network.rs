@@ -169,6 +169,7 @@ impl Driver {
             record,
             writer: None,
             ports: None,
+            unrestored: None,
         };
         let replaced = self
             .inner
@@ -400,8 +401,9 @@ impl Driver {
     }
 
     /// Decides the bindings `requested` of the known endpoint `id` against those of every other
-    /// endpoint, publishes them and records them (with `exposed`). Nothing is recorded when
-    /// deciding or publishing fails. Publishes nothing when the endpoint had and gets no ports.
+    /// endpoint, publishes them and records them (with `exposed`), in place of any ports still
+    /// to restore. Nothing is recorded when deciding or publishing fails. Publishes nothing
+    /// when the endpoint had and gets no ports.
     pub(super) async fn publish(
         &self,
         endpoints: &mut Endpoints,
@@ -440,13 +442,15 @@ impl Driver {
         }
         if let Some(state) = endpoints.get_mut(id) {
             state.ports = Some(EndpointPorts { decision, exposed });
+            state.unrestored = None;
         }
         Ok(())
     }
 
-    /// Takes the published ports of `id` away and forgets them. An endpoint this process does
-    /// not know (it may have published before a restart) gets an empty list too; a known one
-    /// without ports gets nothing. On failure the ports stay recorded.
+    /// Takes the published ports of `id` away and forgets them, and any still to restore. An
+    /// endpoint this process does not know (it may have published before a restart) gets an
+    /// empty list too; a known one without ports gets nothing. On failure the ports stay
+    /// recorded.
     async fn unpublish(&self, endpoints: &mut Endpoints, id: &DockerId) -> Result<(), DriverError> {
         let published = endpoints.get(id).is_none_or(has_published);
         if published {
@@ -459,6 +463,7 @@ impl Driver {
         }
         if let Some(state) = endpoints.get_mut(id) {
             state.ports = None;
+            state.unrestored = None;
         }
         Ok(())
     }

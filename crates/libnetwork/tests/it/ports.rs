@@ -351,11 +351,15 @@ async fn program_of_an_unknown_endpoint_is_refused() {
 }
 
 fn existing(id: &str, address: &str, ports: Vec<PortBinding>) -> ExistingEndpoint {
+    existing_with(id, &[address], ports)
+}
+
+fn existing_with(id: &str, addresses: &[&str], ports: Vec<PortBinding>) -> ExistingEndpoint {
     ExistingEndpoint {
         network_id: NET.into(),
         network_name: "net1".into(),
         endpoint_id: id.into(),
-        addrs: vec![address.parse().expect("net")],
+        addrs: addresses.iter().map(|a| a.parse().expect("net")).collect(),
         mac: [0xee; 6],
         ports,
         exposed_ports: vec![TransportPort {
@@ -413,5 +417,150 @@ async fn adopted_endpoints_publish_their_ports_again() {
     );
     assert_eq!(h.ports.calls().len(), 1);
     assert!(h.driver.live_endpoint_ids().await.contains(EP2));
+    h.driver.settle().await;
+}
+
+/// A plugin with network `net1` that has adopted nothing yet.
+fn restarted() -> Harness {
+    let docker = FakeDocker::inventing_containers();
+    docker.add_network(NET, "net1");
+    Harness::start_with(
+        config(),
+        FakeAllocator::new(&["192.168.1.0/26"], "192.168.1.0/26"),
+        docker,
+    )
+}
+
+#[tokio::test]
+async fn a_restore_that_failed_is_tried_again_until_it_publishes() {
+    let h = restarted();
+    h.driver
+        .adopt(existing(EP, "192.168.1.1/32", vec![binding(80, 8080)]))
+        .await
+        .expect("adopted");
+    h.driver
+        .adopt(existing(EP2, "192.168.1.2/32", vec![binding(81, 8080)]))
+        .await
+        .expect_err("8080 is held by EP");
+    let failures = h.driver.restore_ports().await;
+    assert_eq!(
+        failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![format!("the published ports of adopted endpoint {EP2} are not restored: Bind for 0.0.0.0:8080 failed: port is already allocated")],
+        "still held"
+    );
+    assert_eq!(h.ports.calls().len(), 1);
+
+    h.ok("NetworkDriver.RevokeExternalConnectivity", endpoint(EP))
+        .await;
+    assert!(h.driver.restore_ports().await.is_empty());
+    let mut to_ep2 = published(TCP, None, 8080, 81);
+    to_ep2.container_ip = "192.168.1.2".parse().expect("ip");
+    assert_eq!(
+        h.ports.calls()[2..],
+        [(HOST_IF2.to_owned(), vec![to_ep2])],
+        "EP's ports went, then EP2's came"
+    );
+    assert_eq!(
+        h.ok("NetworkDriver.EndpointOperInfo", endpoint(EP2)).await["Value"]
+            ["com.docker.network.portmap"][0]["Port"],
+        json!(81)
+    );
+    assert!(h.driver.restore_ports().await.is_empty());
+    assert_eq!(h.ports.calls().len(), 3, "restored once");
+    h.driver.settle().await;
+}
+
+#[tokio::test]
+async fn a_restore_the_publisher_failed_is_tried_again() {
+    let h = restarted();
+    h.ports.fail_with("the agent is not listening");
+    let error = h
+        .driver
+        .adopt(existing(EP, "192.168.1.1/32", vec![binding(80, 8080)]))
+        .await
+        .expect_err("the publisher fails");
+    assert!(
+        error.to_string().starts_with(&format!(
+            "the published ports of adopted endpoint {EP} are not restored: "
+        )),
+        "{error}"
+    );
+    assert_eq!(h.driver.restore_ports().await.len(), 1);
+    h.ports.stop_failing();
+    assert!(h.driver.restore_ports().await.is_empty());
+    assert_eq!(
+        h.ports.calls().last(),
+        Some(&(HOST_IF.to_owned(), vec![published(TCP, None, 8080, 80)]))
+    );
+    assert_eq!(h.ports.calls().len(), 3);
+    assert!(h.driver.restore_ports().await.is_empty());
+    assert_eq!(h.ports.calls().len(), 3);
+    h.driver.settle().await;
+}
+
+#[tokio::test]
+async fn ports_revoked_or_programmed_meanwhile_are_not_restored() {
+    let h = restarted();
+    h.ports.fail_with("the agent is not listening");
+    for id in [EP, EP2] {
+        let address = if id == EP {
+            "192.168.1.1/32"
+        } else {
+            "192.168.1.2/32"
+        };
+        h.driver
+            .adopt(existing(id, address, vec![binding(80, 8080)]))
+            .await
+            .expect_err("the publisher fails");
+    }
+    h.ports.stop_failing();
+    h.ok("NetworkDriver.RevokeExternalConnectivity", endpoint(EP))
+        .await;
+    h.ok(
+        "NetworkDriver.ProgramExternalConnectivity",
+        program(EP2, json!({})),
+    )
+    .await;
+    let before = h.ports.calls().len();
+    assert!(h.driver.restore_ports().await.is_empty());
+    assert_eq!(h.ports.calls().len(), before, "nothing left to restore");
+    h.driver.settle().await;
+}
+
+#[tokio::test]
+async fn an_adopted_dual_stack_endpoint_gets_its_ipv6_ports_too() {
+    let h = restarted();
+    let v6_binding = PortBinding {
+        host_ip: "fd00::9".into(),
+        ..binding(81, 8081)
+    };
+    h.driver
+        .adopt(existing_with(
+            EP,
+            &["192.168.1.1/32", "fd80::1/128"],
+            vec![binding(80, 8080), v6_binding],
+        ))
+        .await
+        .expect("adopted");
+    let v4: IpAddr = "192.168.1.1".parse().expect("ip");
+    let v6: IpAddr = "fd80::1".parse().expect("ip");
+    let to = |host_ip: Option<&str>, host_port, container_ip, container_port| PublishedPort {
+        protocol: TCP,
+        host_ip: host_ip.map(|ip| ip.parse().expect("ip")),
+        host_port,
+        container_ip,
+        container_port,
+    };
+    assert_eq!(
+        h.ports.calls(),
+        vec![(
+            HOST_IF.to_owned(),
+            vec![
+                to(None, 8080, v4, 80),
+                to(None, 8080, v6, 80),
+                to(Some("fd00::9"), 8081, v6, 81),
+            ]
+        )]
+    );
     h.driver.settle().await;
 }

@@ -289,6 +289,10 @@ impl FakePorts {
     pub fn fail_with(&self, error: &str) {
         *lock(&self.fail) = Some(error.to_owned());
     }
+
+    pub fn stop_failing(&self) {
+        *lock(&self.fail) = None;
+    }
 }
 
 #[async_trait]

@@ -14,9 +14,7 @@ use calico_dataplane::netlink::Netlink;
 use calico_docker::DockerClient;
 use calico_ipam::Ipam;
 use calico_libnetwork::{requested_ports, Driver, ExistingEndpoint};
-use calico_model::endpoint_naming::{
-    parse_workload_mac, HOST_INTERFACE_PREFIX, ORCHESTRATOR, WORKLOAD_MAC,
-};
+use calico_model::endpoint_naming::{HOST_INTERFACE_PREFIX, ORCHESTRATOR, WORKLOAD_MAC};
 use calico_model::{Kind, Resource, WorkloadEndpoint};
 use calico_store::resources::{Filter, ResourceError, ResourceStore};
 use ipnet::IpNet;
@@ -57,6 +55,9 @@ impl Reconciler {
     /// One pass: observe, plan, repair. Returns the number of repairs.
     #[instrument(name = "reconcile", skip_all)]
     pub async fn run_once(&self) -> Result<usize> {
+        for failure in self.driver.restore_ports().await {
+            warn!(error = %failure, "will try again at the next pass");
+        }
         let started = unix_now();
         let observed = self.observe(started).await?;
         let actions = plan_repairs(&observed);
@@ -129,26 +130,22 @@ impl Reconciler {
             let Some(net) = self.docker.network_inspect(&listed.id).await? else {
                 continue;
             };
-            for (key, c) in net.containers {
+            for (key, c) in &net.containers {
                 if key.starts_with("ep-") {
                     continue;
                 }
                 let (ports, exposed_ports) = if pending.contains(&c.endpoint_id) {
                     (Vec::new(), Vec::new())
                 } else {
-                    match self.docker.container_inspect(&key).await? {
+                    match self.docker.container_inspect(key).await? {
                         Some(container) => requested_ports(&container.ports),
                         None => (Vec::new(), Vec::new()),
                     }
                 };
                 endpoints.push(DockerEndpoint {
-                    endpoint_id: c.endpoint_id,
-                    network_id: net.id.clone(),
-                    network_name: net.name.clone(),
-                    ipv4: c.ipv4_address.map(|n| n.addr()),
-                    mac: parse_workload_mac(&c.mac_address).ok(),
                     ports,
                     exposed_ports,
+                    ..DockerEndpoint::listed(&net, c)
                 });
             }
         }
@@ -167,7 +164,7 @@ impl Reconciler {
                     network_id: ep.network_id.clone(),
                     network_name: ep.network_name.clone(),
                     endpoint_id: ep.endpoint_id.clone(),
-                    addrs: ep.ipv4.map(IpNet::from).into_iter().collect(),
+                    addrs: ep.addrs.iter().copied().map(IpNet::from).collect(),
                     mac: ep.mac.unwrap_or(WORKLOAD_MAC),
                     ports: ep.ports.clone(),
                     exposed_ports: ep.exposed_ports.clone(),

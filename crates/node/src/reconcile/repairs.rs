@@ -4,8 +4,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
+use calico_docker::{NetworkContainer, NetworkInfo};
 use calico_libnetwork::wire::{PortBinding, TransportPort};
-use calico_model::endpoint_naming::{host_interface, DockerId};
+use calico_model::endpoint_naming::{host_interface, parse_workload_mac, DockerId};
 use calico_model::WorkloadEndpoint;
 
 /// A Calico endpoint as Docker reports it (from `network inspect` of a calico network).
@@ -17,8 +18,8 @@ pub struct DockerEndpoint {
     pub network_id: String,
     /// The network's name (the profile's name).
     pub network_name: String,
-    /// The endpoint's IPv4 address, if any.
-    pub ipv4: Option<IpAddr>,
+    /// The endpoint's addresses: its IPv4 and its IPv6 address, those it has.
+    pub addrs: Vec<IpAddr>,
     /// The container interface's MAC, when Docker knows it.
     pub mac: Option<[u8; 6]>,
     /// The port bindings its container asked for (`-p`, `-P`); only looked up for endpoints
@@ -26,6 +27,26 @@ pub struct DockerEndpoint {
     pub ports: Vec<PortBinding>,
     /// Its container's exposed ports (with `ports`).
     pub exposed_ports: Vec<TransportPort>,
+}
+
+impl DockerEndpoint {
+    /// Endpoint `c` of network `net`, as `network inspect` lists it, without ports.
+    pub fn listed(net: &NetworkInfo, c: &NetworkContainer) -> Self {
+        DockerEndpoint {
+            endpoint_id: c.endpoint_id.clone(),
+            network_id: net.id.clone(),
+            network_name: net.name.clone(),
+            addrs: c
+                .ipv4_address
+                .iter()
+                .chain(&c.ipv6_address)
+                .map(|n| n.addr())
+                .collect(),
+            mac: parse_workload_mac(&c.mac_address).ok(),
+            ports: Vec::new(),
+            exposed_ports: Vec::new(),
+        }
+    }
 }
 
 /// Everything observed on this host at one moment.
@@ -88,7 +109,7 @@ pub fn plan_repairs(observed: &Observed) -> Vec<Action> {
         let live: HashSet<&str> = docker.iter().map(|e| e.endpoint_id.as_str()).collect();
         for ep in docker {
             owned_links.extend(interface_of(&ep.endpoint_id));
-            used.extend(ep.ipv4);
+            used.extend(&ep.addrs);
             let unrecorded = !recorded.contains(ep.endpoint_id.as_str());
             if (unrecorded || !ep.ports.is_empty()) && !observed.pending.contains(&ep.endpoint_id) {
                 actions.push(Action::Record(ep.clone()));
@@ -164,7 +185,7 @@ mod tests {
             endpoint_id: id.into(),
             network_id: "n1".into(),
             network_name: "net1".into(),
-            ipv4: Some(ip.parse().unwrap()),
+            addrs: vec![ip.parse().unwrap()],
             mac: Some(WORKLOAD_MAC),
             ports: Vec::new(),
             exposed_ports: Vec::new(),
@@ -235,6 +256,54 @@ mod tests {
         assert!(actions.contains(&Action::Forget(Box::new(wep(A, "192.168.0.1")))));
         assert!(!actions.iter().any(|a| matches!(a, Action::DeleteLink(_))));
         assert!(!actions.iter().any(|a| matches!(a, Action::Release(_))));
+    }
+
+    #[test]
+    fn docker_lists_both_addresses_of_a_dual_stack_endpoint() {
+        let net = NetworkInfo {
+            id: "n1".into(),
+            name: "net1".into(),
+            ..NetworkInfo::default()
+        };
+        let listed = NetworkContainer {
+            name: "c".into(),
+            endpoint_id: A.into(),
+            mac_address: "ee:ee:ee:ee:ee:ee".into(),
+            ipv4_address: Some("192.168.0.1/26".parse().unwrap()),
+            ipv6_address: Some("fd80::1/122".parse().unwrap()),
+        };
+        let ep = DockerEndpoint::listed(&net, &listed);
+        let addrs: Vec<IpAddr> = vec!["192.168.0.1".parse().unwrap(), "fd80::1".parse().unwrap()];
+        assert_eq!(
+            ep,
+            DockerEndpoint {
+                addrs: addrs.clone(),
+                ..docker(A, "192.168.0.1")
+            }
+        );
+        let v6_only = NetworkContainer {
+            ipv4_address: None,
+            ..listed
+        };
+        assert_eq!(DockerEndpoint::listed(&net, &v6_only).addrs, addrs[1..]);
+    }
+
+    #[test]
+    fn the_ipv6_address_of_an_endpoint_only_docker_has_is_kept() {
+        let dual = DockerEndpoint {
+            addrs: vec!["192.168.0.1".parse().unwrap(), "fd80::1".parse().unwrap()],
+            ..docker(A, "192.168.0.1")
+        };
+        let observed = Observed {
+            docker: Some(vec![dual.clone()]),
+            links: vec![iface(A)],
+            allocations: vec![
+                ("192.168.0.1".parse().unwrap(), 3600),
+                ("fd80::1".parse().unwrap(), 3600),
+            ],
+            ..Observed::default()
+        };
+        assert_eq!(plan_repairs(&observed), vec![Action::Record(dual)]);
     }
 
     #[test]
