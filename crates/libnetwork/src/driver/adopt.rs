@@ -1,7 +1,7 @@
 //! What calico-node's reconciler needs from the driver: which endpoints this process is
-//! handling, and taking over endpoints Docker has but the datastore lost (for example ones
-//! joined while calico-node was down or before it restarted), or whose published ports this
-//! process does not know (after a restart).
+//! handling, and taking over the endpoints Docker has that this process does not know (ones
+//! joined before calico-node restarted, or while it was down): their published ports, and
+//! their workload endpoints where the datastore lacks them.
 //!
 //! A restarted calico-node learns an endpoint's published ports from its container's
 //! `HostConfig.PortBindings` (and `PublishAllPorts` with `Config.ExposedPorts`), what the user
@@ -43,6 +43,8 @@ pub struct ExistingEndpoint {
     pub ports: Vec<PortBinding>,
     /// Its container's exposed ports.
     pub exposed_ports: Vec<TransportPort>,
+    /// Whether the datastore has its workload endpoint: then adoption leaves it as it is.
+    pub recorded: bool,
 }
 
 /// Why an endpoint could not be adopted whole.
@@ -158,11 +160,11 @@ impl Driver {
             .collect()
     }
 
-    /// Takes over an endpoint Docker has but the datastore (or this process) lacks:
-    /// remembers it like `CreateEndpoint` does, publishes its ports like
-    /// `ProgramExternalConnectivity` does (unless this process knew the endpoint already), and
-    /// writes its workload endpoint once Docker shows its container. Ports that cannot be
-    /// published now are tried again by [`Driver::restore_ports`].
+    /// Takes over an endpoint Docker has but this process does not know: remembers it like
+    /// `CreateEndpoint` does, publishes its ports like `ProgramExternalConnectivity` does
+    /// (unless this process knew the endpoint already), and, unless it is `recorded`, writes
+    /// its workload endpoint once Docker shows its container. Ports that cannot be published
+    /// now are tried again by [`Driver::restore_ports`].
     #[instrument(name = "adopt", skip_all, fields(network_id = %existing.network_id, endpoint_id = %existing.endpoint_id))]
     pub async fn adopt(&self, existing: ExistingEndpoint) -> Result<(), AdoptError> {
         let id = DockerId::new(existing.endpoint_id.as_str())?;
@@ -193,7 +195,9 @@ impl Driver {
                 self.restore(&mut endpoints, &id, request).await
             }
         };
-        self.start_endpoint_writer(&id).await;
+        if !existing.recorded {
+            self.start_endpoint_writer(&id).await;
+        }
         published
     }
 

@@ -366,6 +366,7 @@ fn existing_with(id: &str, addresses: &[&str], ports: Vec<PortBinding>) -> Exist
             proto: TCP,
             port: 80,
         }],
+        recorded: false,
     }
 }
 
@@ -563,4 +564,45 @@ async fn an_adopted_dual_stack_endpoint_gets_its_ipv6_ports_too() {
         )]
     );
     h.driver.settle().await;
+}
+
+#[tokio::test]
+async fn an_adopted_endpoint_is_recorded_unless_the_datastore_has_it() {
+    let h = restarted();
+    h.driver
+        .adopt(existing_with(
+            EP,
+            &["192.168.1.1/32", "fd80::1/128"],
+            Vec::new(),
+        ))
+        .await
+        .expect("adopted");
+    let recorded = ExistingEndpoint {
+        recorded: true,
+        ..existing(EP2, "192.168.1.2/32", vec![binding(80, 8080)])
+    };
+    h.driver.adopt(recorded).await.expect("adopted");
+    h.driver.settle().await;
+    let stored: Vec<(String, Vec<String>)> = h
+        .workload_endpoints()
+        .await
+        .into_iter()
+        .map(|w| {
+            let addrs = w.spec.ip_networks.iter().map(ToString::to_string).collect();
+            (w.metadata.name, addrs)
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![(
+            EP.to_owned(),
+            vec!["192.168.1.1/32".to_owned(), "fd80::1/128".to_owned()]
+        )]
+    );
+    assert_eq!(
+        h.ports.calls().len(),
+        1,
+        "the recorded one's ports are published"
+    );
+    assert_eq!(h.driver.live_endpoint_ids().await.len(), 2);
 }

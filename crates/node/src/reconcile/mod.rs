@@ -5,13 +5,15 @@
 mod repairs;
 
 use std::collections::HashSet;
+use std::fmt::Display;
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use calico_dataplane::endpoint::{plumb, unplumb, WorkloadPlumbing};
 use calico_dataplane::netlink::Netlink;
-use calico_docker::DockerClient;
+use calico_docker::{ContainerPorts, DockerClient};
 use calico_ipam::Ipam;
 use calico_libnetwork::{requested_ports, Driver, ExistingEndpoint};
 use calico_model::endpoint_naming::{HOST_INTERFACE_PREFIX, ORCHESTRATOR, WORKLOAD_MAC};
@@ -20,7 +22,7 @@ use calico_store::resources::{Filter, ResourceError, ResourceStore};
 use ipnet::IpNet;
 use tracing::{info, instrument, warn};
 
-pub use repairs::{plan_repairs, Action, DockerEndpoint, Observed};
+pub use repairs::{plan_repairs, Action, DockerEndpoint, Observed, RequestedPorts};
 
 /// The Docker network driver whose endpoints are ours.
 const CALICO_DRIVER: &str = "calico";
@@ -123,51 +125,51 @@ impl Reconciler {
 
     /// Every endpoint of every calico network, as Docker's `network inspect` lists them (the
     /// network list itself carries no endpoints), with the ports their containers asked for
-    /// unless the plugin handles them (`pending`). Any failure means "unknown", never "none".
+    /// unless the plugin knows them (`pending`). A network that cannot be listed or inspected
+    /// means "unknown", never "none"; a container that cannot be inspected only leaves its
+    /// endpoint's ports unknown until a later pass.
     async fn docker_endpoints(&self, pending: &HashSet<String>) -> Result<Vec<DockerEndpoint>> {
         let mut endpoints = Vec::new();
         for listed in self.docker.networks(Some(CALICO_DRIVER)).await? {
             let Some(net) = self.docker.network_inspect(&listed.id).await? else {
                 continue;
             };
-            for (key, c) in &net.containers {
-                if key.starts_with("ep-") {
-                    continue;
+            for (container, c) in &net.containers {
+                if !container.starts_with("ep-") {
+                    endpoints.push(DockerEndpoint::listed(&net, container, c));
                 }
-                let (ports, exposed_ports) = if pending.contains(&c.endpoint_id) {
-                    (Vec::new(), Vec::new())
-                } else {
-                    match self.docker.container_inspect(key).await? {
-                        Some(container) => requested_ports(&container.ports),
-                        None => (Vec::new(), Vec::new()),
-                    }
-                };
-                endpoints.push(DockerEndpoint {
-                    ports,
-                    exposed_ports,
-                    ..DockerEndpoint::listed(&net, c)
-                });
             }
         }
+        let docker = &self.docker;
+        look_up_ports(&mut endpoints, pending, |container| async move {
+            docker
+                .container_inspect(&container)
+                .await
+                .map(|found| found.map(|c| c.ports))
+        })
+        .await;
         Ok(endpoints)
     }
 
     async fn apply(&self, action: &Action, started: u64) -> Result<()> {
         match action {
-            Action::Record(ep) => {
+            Action::Adopt { endpoint, recorded } => {
                 info!(
-                    endpoint = ep.endpoint_id,
-                    network = ep.network_name,
+                    endpoint = endpoint.endpoint_id,
+                    network = endpoint.network_name,
+                    recorded,
                     "adopting an endpoint Docker has"
                 );
+                let requested = endpoint.requested.clone().unwrap_or_default();
                 let existing = ExistingEndpoint {
-                    network_id: ep.network_id.clone(),
-                    network_name: ep.network_name.clone(),
-                    endpoint_id: ep.endpoint_id.clone(),
-                    addrs: ep.addrs.iter().copied().map(IpNet::from).collect(),
-                    mac: ep.mac.unwrap_or(WORKLOAD_MAC),
-                    ports: ep.ports.clone(),
-                    exposed_ports: ep.exposed_ports.clone(),
+                    network_id: endpoint.network_id.clone(),
+                    network_name: endpoint.network_name.clone(),
+                    endpoint_id: endpoint.endpoint_id.clone(),
+                    addrs: endpoint.addrs.iter().copied().map(IpNet::from).collect(),
+                    mac: endpoint.mac.unwrap_or(WORKLOAD_MAC),
+                    ports: requested.bindings,
+                    exposed_ports: requested.exposed,
+                    recorded: *recorded,
                 };
                 Ok(self.driver.adopt(existing).await?)
             }
@@ -222,6 +224,43 @@ impl Reconciler {
     }
 }
 
+/// Looks up, one container at a time, the ports asked for by the containers of the endpoints
+/// the plugin does not know (`pending`), with `inspect` (Docker's `container inspect`). An
+/// endpoint whose container cannot be inspected, or is gone, keeps `requested: None`: it is
+/// not adopted this pass, and looked up again at the next.
+async fn look_up_ports<F, Fut, E>(
+    endpoints: &mut [DockerEndpoint],
+    pending: &HashSet<String>,
+    inspect: F,
+) where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Option<ContainerPorts>, E>>,
+    E: Display,
+{
+    for ep in endpoints {
+        if pending.contains(&ep.endpoint_id) {
+            continue;
+        }
+        match inspect(ep.container.clone()).await {
+            Ok(Some(ports)) => {
+                let (bindings, exposed) = requested_ports(&ports);
+                ep.requested = Some(RequestedPorts { bindings, exposed });
+            }
+            Ok(None) => info!(
+                endpoint = ep.endpoint_id,
+                container = ep.container,
+                "the endpoint's container is gone; not adopting it"
+            ),
+            Err(e) => warn!(
+                endpoint = ep.endpoint_id,
+                container = ep.container,
+                error = %e,
+                "cannot inspect the endpoint's container for its ports; adopting it at a later pass"
+            ),
+        }
+    }
+}
+
 fn plumbing(wep: &WorkloadEndpoint) -> WorkloadPlumbing {
     let mac = wep
         .spec
@@ -241,4 +280,150 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use calico_docker::{HostBinding, NetworkContainer, NetworkInfo};
+    use calico_libnetwork::wire::{PortBinding, TransportPort};
+    use calico_model::endpoint_naming::{host_interface, DockerId};
+
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbb";
+    const C: &str = "cccccccccccccccc";
+
+    fn listed(id: &str, ip: &str) -> DockerEndpoint {
+        let net = NetworkInfo {
+            id: "n1".into(),
+            name: "net1".into(),
+            ..NetworkInfo::default()
+        };
+        let c = NetworkContainer {
+            endpoint_id: id.into(),
+            ipv4_address: Some(format!("{ip}/32").parse().unwrap()),
+            ..NetworkContainer::default()
+        };
+        DockerEndpoint::listed(&net, &format!("container-{id}"), &c)
+    }
+
+    fn iface(id: &str) -> String {
+        host_interface(&DockerId::new(id).unwrap())
+    }
+
+    /// Container inspection as Docker answers it: `-p 8080:80` for every container but those
+    /// in `failing`, which get an error; records which containers were asked for.
+    struct FakeInspect {
+        failing: Vec<String>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl FakeInspect {
+        fn failing(ids: &[&str]) -> Self {
+            FakeInspect {
+                failing: ids.iter().map(|id| format!("container-{id}")).collect(),
+                asked: Mutex::new(Vec::new()),
+            }
+        }
+
+        async fn inspect(&self, container: String) -> Result<Option<ContainerPorts>, String> {
+            self.asked.lock().unwrap().push(container.clone());
+            if self.failing.contains(&container) {
+                return Err(format!("GET /containers/{container}/json: timed out"));
+            }
+            Ok(Some(ContainerPorts {
+                bindings: BTreeMap::from([(
+                    "80/tcp".into(),
+                    vec![HostBinding {
+                        host_ip: String::new(),
+                        host_port: "8080".into(),
+                    }],
+                )]),
+                ..ContainerPorts::default()
+            }))
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    fn web_ports() -> Option<RequestedPorts> {
+        Some(RequestedPorts {
+            bindings: vec![PortBinding {
+                proto: 6,
+                port: 80,
+                host_port: 8080,
+                host_port_end: 8080,
+                ..PortBinding::default()
+            }],
+            exposed: vec![TransportPort { proto: 6, port: 80 }],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_container_that_cannot_be_inspected_waits_for_the_next_pass_alone() {
+        let mut endpoints = vec![
+            listed(A, "192.168.0.1"),
+            listed(B, "192.168.0.2"),
+            listed(C, "192.168.0.3"),
+        ];
+        let pending = HashSet::from([A.to_string()]);
+        let docker = FakeInspect::failing(&[B]);
+        look_up_ports(&mut endpoints, &pending, |c| docker.inspect(c)).await;
+        assert_eq!(
+            docker.asked(),
+            [format!("container-{B}"), format!("container-{C}")],
+            "the plugin knows A: its container is not inspected"
+        );
+        let requested: Vec<_> = endpoints.iter().map(|e| e.requested.clone()).collect();
+        assert_eq!(requested, [None, None, web_ports()]);
+
+        let observed = Observed {
+            docker: Some(endpoints),
+            pending: pending.clone(),
+            links: vec![iface(A), iface(B), iface(C)],
+            allocations: vec![("192.168.0.2".parse().unwrap(), 3600)],
+            ..Observed::default()
+        };
+        let adopted: Vec<String> = plan_repairs(&observed)
+            .into_iter()
+            .map(|action| match action {
+                Action::Adopt { endpoint, .. } => endpoint.endpoint_id,
+                other => panic!("B's link and address are kept: {other:?}"),
+            })
+            .collect();
+        assert_eq!(adopted, [C]);
+
+        // At the next pass the plugin knows C, and B's container answers.
+        let mut endpoints = vec![
+            listed(A, "192.168.0.1"),
+            listed(B, "192.168.0.2"),
+            listed(C, "192.168.0.3"),
+        ];
+        let pending = HashSet::from([A.to_string(), C.to_string()]);
+        let docker = FakeInspect::failing(&[]);
+        look_up_ports(&mut endpoints, &pending, |c| docker.inspect(c)).await;
+        assert_eq!(docker.asked(), [format!("container-{B}")]);
+        let observed = Observed {
+            docker: Some(endpoints),
+            pending,
+            ..observed
+        };
+        let expected = DockerEndpoint {
+            requested: web_ports(),
+            ..listed(B, "192.168.0.2")
+        };
+        assert_eq!(
+            plan_repairs(&observed),
+            [Action::Adopt {
+                endpoint: expected,
+                recorded: false
+            }]
+        );
+    }
 }

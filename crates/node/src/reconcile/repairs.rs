@@ -12,6 +12,8 @@ use calico_model::WorkloadEndpoint;
 /// A Calico endpoint as Docker reports it (from `network inspect` of a calico network).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DockerEndpoint {
+    /// Docker's ID of the endpoint's container.
+    pub container: String,
     /// Docker's endpoint ID (the workload endpoint's name).
     pub endpoint_id: String,
     /// Docker's network ID.
@@ -22,17 +24,27 @@ pub struct DockerEndpoint {
     pub addrs: Vec<IpAddr>,
     /// The container interface's MAC, when Docker knows it.
     pub mac: Option<[u8; 6]>,
-    /// The port bindings its container asked for (`-p`, `-P`); only looked up for endpoints
-    /// the plugin is not handling.
-    pub ports: Vec<PortBinding>,
-    /// Its container's exposed ports (with `ports`).
-    pub exposed_ports: Vec<TransportPort>,
+    /// The ports its container asked for, looked up only for an endpoint the plugin does not
+    /// know; `None` until its container could be inspected.
+    pub requested: Option<RequestedPorts>,
+}
+
+/// The ports a container asked for (`-p`, `-P`), as `ProgramExternalConnectivity` would carry
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestedPorts {
+    /// Its port bindings.
+    pub bindings: Vec<PortBinding>,
+    /// Its exposed ports.
+    pub exposed: Vec<TransportPort>,
 }
 
 impl DockerEndpoint {
-    /// Endpoint `c` of network `net`, as `network inspect` lists it, without ports.
-    pub fn listed(net: &NetworkInfo, c: &NetworkContainer) -> Self {
+    /// Endpoint `c` of container `container` in network `net`, as `network inspect` lists
+    /// it, its ports not looked up yet.
+    pub fn listed(net: &NetworkInfo, container: &str, c: &NetworkContainer) -> Self {
         DockerEndpoint {
+            container: container.to_owned(),
             endpoint_id: c.endpoint_id.clone(),
             network_id: net.id.clone(),
             network_name: net.name.clone(),
@@ -43,8 +55,7 @@ impl DockerEndpoint {
                 .map(|n| n.addr())
                 .collect(),
             mac: parse_workload_mac(&c.mac_address).ok(),
-            ports: Vec::new(),
-            exposed_ports: Vec::new(),
+            requested: None,
         }
     }
 }
@@ -56,7 +67,7 @@ pub struct Observed {
     pub docker: Option<Vec<DockerEndpoint>>,
     /// This node's workload endpoints in the datastore.
     pub workloads: Vec<WorkloadEndpoint>,
-    /// Endpoint IDs the plugin is still setting up (created, not yet recorded).
+    /// Endpoint IDs the plugin knows: created or adopted by this process, and not deleted.
     pub pending: HashSet<String>,
     /// Host interfaces with the workload prefix (`cali…`).
     pub links: Vec<String>,
@@ -67,9 +78,15 @@ pub struct Observed {
 /// One repair.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Docker has the endpoint but the datastore does not, or it has published ports the
-    /// plugin is not handling (after a restart): record it and publish its ports.
-    Record(DockerEndpoint),
+    /// Docker has an endpoint the plugin does not know (calico-node was down, or restarted):
+    /// adopt it, publish the ports its container asked for, and record it unless the datastore
+    /// has it (`recorded`). Once adopted the plugin knows it, so this happens once.
+    Adopt {
+        /// The endpoint, its ports looked up.
+        endpoint: DockerEndpoint,
+        /// Whether the datastore has its workload endpoint.
+        recorded: bool,
+    },
     /// The datastore has an endpoint Docker no longer has: delete it, free its addresses,
     /// remove its interface and routes.
     Forget(Box<WorkloadEndpoint>),
@@ -110,9 +127,11 @@ pub fn plan_repairs(observed: &Observed) -> Vec<Action> {
         for ep in docker {
             owned_links.extend(interface_of(&ep.endpoint_id));
             used.extend(&ep.addrs);
-            let unrecorded = !recorded.contains(ep.endpoint_id.as_str());
-            if (unrecorded || !ep.ports.is_empty()) && !observed.pending.contains(&ep.endpoint_id) {
-                actions.push(Action::Record(ep.clone()));
+            if ep.requested.is_some() && !observed.pending.contains(&ep.endpoint_id) {
+                actions.push(Action::Adopt {
+                    endpoint: ep.clone(),
+                    recorded: recorded.contains(ep.endpoint_id.as_str()),
+                });
             }
         }
         for wep in &observed.workloads {
@@ -180,44 +199,32 @@ mod tests {
         }
     }
 
+    /// An endpoint as Docker lists it, its ports not looked up.
     fn docker(id: &str, ip: &str) -> DockerEndpoint {
         DockerEndpoint {
+            container: format!("container-{id}"),
             endpoint_id: id.into(),
             network_id: "n1".into(),
             network_name: "net1".into(),
             addrs: vec![ip.parse().unwrap()],
             mac: Some(WORKLOAD_MAC),
-            ports: Vec::new(),
-            exposed_ports: Vec::new(),
+            requested: None,
         }
     }
 
-    #[test]
-    fn recorded_endpoints_with_ports_the_plugin_lacks_are_recorded_again() {
-        let with_ports = DockerEndpoint {
-            ports: vec![PortBinding {
-                proto: 6,
-                port: 80,
-                host_port: 8080,
-                host_port_end: 8080,
-                ..PortBinding::default()
-            }],
-            ..docker(A, "192.168.0.1")
-        };
-        let observed = Observed {
-            docker: Some(vec![with_ports.clone(), docker(B, "192.168.0.2")]),
-            workloads: vec![wep(A, "192.168.0.1"), wep(B, "192.168.0.2")],
-            links: vec![iface(A), iface(B)],
-            ..Observed::default()
-        };
-        let actions = plan_repairs(&observed);
-        assert!(actions.contains(&Action::Record(with_ports.clone())));
-        assert!(!actions.contains(&Action::Record(docker(B, "192.168.0.2"))));
-        let handled = Observed {
-            pending: HashSet::from([A.to_string()]),
-            ..observed
-        };
-        assert!(!plan_repairs(&handled).contains(&Action::Record(with_ports)));
+    /// An endpoint whose container asked for `bindings`.
+    fn inspected(id: &str, ip: &str, bindings: Vec<PortBinding>) -> DockerEndpoint {
+        DockerEndpoint {
+            requested: Some(RequestedPorts {
+                bindings,
+                exposed: Vec::new(),
+            }),
+            ..docker(id, ip)
+        }
+    }
+
+    fn adopt(endpoint: DockerEndpoint, recorded: bool) -> Action {
+        Action::Adopt { endpoint, recorded }
     }
 
     const A: &str = "aaaaaaaaaaaaaaaa";
@@ -225,13 +232,81 @@ mod tests {
     const C: &str = "cccccccccccccccc";
 
     #[test]
+    fn every_endpoint_the_plugin_does_not_know_is_adopted_once() {
+        let port = PortBinding {
+            proto: 6,
+            port: 80,
+            host_port: 8080,
+            host_port_end: 8080,
+            ..PortBinding::default()
+        };
+        let with_ports = inspected(A, "192.168.0.1", vec![port]);
+        let without = inspected(B, "192.168.0.2", Vec::new());
+        let unrecorded = inspected(C, "192.168.0.3", Vec::new());
+        let observed = Observed {
+            docker: Some(vec![
+                with_ports.clone(),
+                without.clone(),
+                unrecorded.clone(),
+            ]),
+            workloads: vec![wep(A, "192.168.0.1"), wep(B, "192.168.0.2")],
+            links: vec![iface(A), iface(B), iface(C)],
+            ..Observed::default()
+        };
+        let actions = plan_repairs(&observed);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| matches!(a, Action::Adopt { .. }))
+                .collect::<Vec<_>>(),
+            [
+                &adopt(with_ports, true),
+                &adopt(without, true),
+                &adopt(unrecorded, false)
+            ]
+        );
+        // Adopted, the plugin knows them: their containers are not looked up again.
+        let adopted = Observed {
+            docker: Some(vec![
+                docker(A, "192.168.0.1"),
+                docker(B, "192.168.0.2"),
+                docker(C, "192.168.0.3"),
+            ]),
+            pending: HashSet::from([A.to_string(), B.to_string(), C.to_string()]),
+            ..observed
+        };
+        assert!(!plan_repairs(&adopted)
+            .iter()
+            .any(|a| matches!(a, Action::Adopt { .. })));
+    }
+
+    #[test]
+    fn an_endpoint_whose_ports_are_not_known_yet_waits_and_keeps_everything() {
+        let observed = Observed {
+            docker: Some(vec![docker(B, "192.168.0.2")]),
+            links: vec![iface(B)],
+            allocations: vec![("192.168.0.2".parse().unwrap(), 3600)],
+            ..Observed::default()
+        };
+        assert_eq!(plan_repairs(&observed), vec![]);
+        let recorded = Observed {
+            workloads: vec![wep(B, "192.168.0.2")],
+            ..observed
+        };
+        assert_eq!(
+            plan_repairs(&recorded),
+            vec![Action::Plumb(Box::new(wep(B, "192.168.0.2")))]
+        );
+    }
+
+    #[test]
     fn live_endpoints_are_only_replumbed() {
         let observed = Observed {
             docker: Some(vec![docker(A, "192.168.0.1")]),
             workloads: vec![wep(A, "192.168.0.1")],
+            pending: HashSet::from([A.to_string()]),
             links: vec![iface(A)],
             allocations: vec![("192.168.0.1".parse().unwrap(), 3600)],
-            ..Observed::default()
         };
         assert_eq!(
             plan_repairs(&observed),
@@ -241,8 +316,9 @@ mod tests {
 
     #[test]
     fn endpoints_docker_forgot_are_forgotten_and_new_ones_recorded() {
+        let new = inspected(B, "192.168.0.2", Vec::new());
         let observed = Observed {
-            docker: Some(vec![docker(B, "192.168.0.2")]),
+            docker: Some(vec![new.clone()]),
             workloads: vec![wep(A, "192.168.0.1")],
             links: vec![iface(A), iface(B)],
             allocations: vec![
@@ -252,7 +328,7 @@ mod tests {
             ..Observed::default()
         };
         let actions = plan_repairs(&observed);
-        assert!(actions.contains(&Action::Record(docker(B, "192.168.0.2"))));
+        assert!(actions.contains(&adopt(new, false)));
         assert!(actions.contains(&Action::Forget(Box::new(wep(A, "192.168.0.1")))));
         assert!(!actions.iter().any(|a| matches!(a, Action::DeleteLink(_))));
         assert!(!actions.iter().any(|a| matches!(a, Action::Release(_))));
@@ -272,7 +348,8 @@ mod tests {
             ipv4_address: Some("192.168.0.1/26".parse().unwrap()),
             ipv6_address: Some("fd80::1/122".parse().unwrap()),
         };
-        let ep = DockerEndpoint::listed(&net, &listed);
+        let container = format!("container-{A}");
+        let ep = DockerEndpoint::listed(&net, &container, &listed);
         let addrs: Vec<IpAddr> = vec!["192.168.0.1".parse().unwrap(), "fd80::1".parse().unwrap()];
         assert_eq!(
             ep,
@@ -285,14 +362,17 @@ mod tests {
             ipv4_address: None,
             ..listed
         };
-        assert_eq!(DockerEndpoint::listed(&net, &v6_only).addrs, addrs[1..]);
+        assert_eq!(
+            DockerEndpoint::listed(&net, &container, &v6_only).addrs,
+            addrs[1..]
+        );
     }
 
     #[test]
     fn the_ipv6_address_of_an_endpoint_only_docker_has_is_kept() {
         let dual = DockerEndpoint {
             addrs: vec!["192.168.0.1".parse().unwrap(), "fd80::1".parse().unwrap()],
-            ..docker(A, "192.168.0.1")
+            ..inspected(A, "192.168.0.1", Vec::new())
         };
         let observed = Observed {
             docker: Some(vec![dual.clone()]),
@@ -303,7 +383,7 @@ mod tests {
             ],
             ..Observed::default()
         };
-        assert_eq!(plan_repairs(&observed), vec![Action::Record(dual)]);
+        assert_eq!(plan_repairs(&observed), vec![adopt(dual, false)]);
     }
 
     #[test]
