@@ -8,7 +8,8 @@
 //! interval, and after a failure (every [`RETRY`]). Failures are logged, never fatal: the plugin
 //! sockets and the policy agent do not depend on routing.
 //!
-//! Each pass also reads the pools with `ipip` enabled. calico-docker routes them without
+//! Each pass also takes the pools with `ipip` enabled (from the same listing of the pools,
+//! [`calico_routing::Inputs::ipip_pools`]). calico-docker routes them without
 //! encapsulation, so whenever that set changes (and at start) the task logs one error saying
 //! which pools and why ([`calico_routing::ipip`]), and keeps the same line in
 //! `<config dir>/ipip` for `calicoctl node status` (removed when no pool has `ipip` enabled, and
@@ -93,8 +94,7 @@ impl Routing {
                     }
                 };
             }
-            let pass = self.sync(&mut bird, &mut overlap).await;
-            self.report_ipip(&mut ipip_report).await;
+            let pass = self.sync(&mut bird, &mut overlap, &mut ipip_report).await;
             let wait = if pass == Pass::Failed || changes.is_none() {
                 RETRY
             } else {
@@ -145,8 +145,14 @@ impl Routing {
     }
 
     /// Reads the inputs and makes BIRD run with them (or not run, for a node without a BGP
-    /// address); warns when the pools overlapping the host's network differ from `overlap`.
-    async fn sync(&self, bird: &mut Option<Bird>, overlap: &mut Option<Vec<Ipv4Net>>) -> Pass {
+    /// address); warns when the pools overlapping the host's network differ from `overlap`,
+    /// and reports the pools with `ipip` enabled to `ipip`.
+    async fn sync(
+        &self,
+        bird: &mut Option<Bird>,
+        overlap: &mut Option<Vec<Ipv4Net>>,
+        ipip: &mut IpipReport,
+    ) -> Pass {
         let inputs = match calico_routing::read_inputs(&self.store, &self.ipam, &self.node).await {
             Ok(inputs) => inputs,
             Err(e) => {
@@ -154,7 +160,8 @@ impl Routing {
                 return Pass::Failed;
             }
         };
-        let Some(inputs) = inputs else {
+        self.report_ipip(ipip, inputs.ipip_pools).await;
+        let Some(inputs) = inputs.bird else {
             if let Some(running) = bird.take() {
                 info!(node = %self.node, "the node has no IPv4 BGP address any more; stopping BIRD");
                 running.stop().await;
@@ -208,16 +215,9 @@ impl Routing {
         }
     }
 
-    /// Says, once per change of the set of pools with `ipip` enabled, that they are routed
-    /// without encapsulation and why (see the module's documentation).
-    async fn report_ipip(&self, report: &mut IpipReport) {
-        let pools = match calico_routing::inputs::ipip_pools(&self.store).await {
-            Ok(pools) => pools,
-            Err(e) => {
-                debug!(error = %e, "routing: cannot read the IPIP pools; trying at the next pass");
-                return;
-            }
-        };
+    /// Says, once per change of the set of pools with `ipip` enabled (`pools`), that they are
+    /// routed without encapsulation and why (see the module's documentation).
+    async fn report_ipip(&self, report: &mut IpipReport, pools: Vec<Ipv4Net>) {
         match report.update(pools) {
             None => {}
             Some(IpipChange::Enabled(pools)) => {

@@ -10,8 +10,8 @@
 //! | own blocks | [`Ipam::affine_blocks`] (IPv4 only) |
 //! | pools | enabled IPv4 `ipPool` resources |
 //!
-//! [`ipip_pools`] reads the enabled IPv4 pools whose `ipip` is enabled, for
-//! [`crate::ipip`].
+//! The same listing of the pools gives [`Inputs::ipip_pools`], the enabled IPv4 pools whose
+//! `ipip` is enabled, for [`crate::ipip`].
 //!
 //! As everywhere in the agent, a stored value that cannot be read is logged and treated as
 //! absent rather than stopping routing.
@@ -49,15 +49,35 @@ pub fn decode_node_mesh(value: &[u8]) -> Option<bool> {
         .map(|m| m.enabled)
 }
 
-/// This node's routing inputs, or `None` when the node has no IPv4 BGP address (or no `node`
-/// resource): then it does not route. Lists are sorted, so equal datastore contents always
-/// render the same configuration.
-pub async fn read_inputs(
-    store: &ResourceStore,
+/// What one routing pass reads from the datastore, the pools listed once for both parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inputs {
+    /// This node's BIRD inputs, or `None` when the node has no IPv4 BGP address (or no `node`
+    /// resource): then it does not route.
+    pub bird: Option<BirdInputs>,
+    /// The enabled IPv4 pools with `ipip` enabled, sorted (host bits cleared): the pools whose
+    /// routes BIRD announces, and that IPIP would encapsulate.
+    pub ipip_pools: Vec<Ipv4Net>,
+}
+
+/// This node's routing inputs and the pools with `ipip` enabled. Lists are sorted, so equal
+/// datastore contents always render the same configuration.
+pub async fn read_inputs(store: &ResourceStore, ipam: &Ipam, node: &str) -> Result<Inputs> {
+    let ds = store.datastore().as_ref();
+    let pools = list(ds, Kind::IpPool).await?;
+    Ok(Inputs {
+        bird: bird_inputs(ds, ipam, node, &pools).await?,
+        ipip_pools: ipip_pools(&pools),
+    })
+}
+
+/// This node's BIRD inputs, with the `pools` listed.
+async fn bird_inputs(
+    ds: &dyn Datastore,
     ipam: &Ipam,
     node: &str,
+    pools: &[Resource],
 ) -> Result<Option<BirdInputs>> {
-    let ds = store.datastore().as_ref();
     let global_as = global_as_number(ds).await?;
 
     let mut address = None;
@@ -107,15 +127,15 @@ pub async fn read_inputs(
         }
     }
 
-    let mut pools = Vec::new();
-    for resource in list(ds, Kind::IpPool).await? {
+    let mut enabled_pools = Vec::new();
+    for resource in pools {
         let Resource::IpPool(p) = resource else {
             continue;
         };
         if let (false, Some(IpNet::V4(net))) =
             (p.spec.disabled, p.metadata.cidr.map(|c| c.ip_net()))
         {
-            pools.push(net.trunc());
+            enabled_pools.push(net.trunc());
         }
     }
 
@@ -133,7 +153,7 @@ pub async fn read_inputs(
     global_peers.sort();
     node_peers.sort();
     own_blocks.sort();
-    pools.sort();
+    enabled_pools.sort();
     Ok(Some(BirdInputs {
         node: node.to_string(),
         address,
@@ -143,16 +163,14 @@ pub async fn read_inputs(
         global_peers,
         node_peers,
         own_blocks,
-        pools,
+        pools: enabled_pools,
     }))
 }
 
-/// The enabled IPv4 pools with `ipip` enabled, sorted (host bits cleared): the pools whose
-/// routes BIRD announces, and that IPIP would encapsulate.
-pub async fn ipip_pools(store: &ResourceStore) -> Result<Vec<Ipv4Net>> {
-    let mut pools: Vec<Ipv4Net> = list(store.datastore().as_ref(), Kind::IpPool)
-        .await?
-        .into_iter()
+/// The enabled IPv4 pools of `pools` with `ipip` enabled, sorted, without repeats.
+fn ipip_pools(pools: &[Resource]) -> Vec<Ipv4Net> {
+    let mut ipip: Vec<Ipv4Net> = pools
+        .iter()
         .filter_map(|resource| match resource {
             Resource::IpPool(p)
                 if !p.spec.disabled && p.spec.ipip.as_ref().is_some_and(|i| i.enabled) =>
@@ -165,9 +183,9 @@ pub async fn ipip_pools(store: &ResourceStore) -> Result<Vec<Ipv4Net>> {
             _ => None,
         })
         .collect();
-    pools.sort();
-    pools.dedup();
-    Ok(pools)
+    ipip.sort();
+    ipip.dedup();
+    ipip
 }
 
 /// Every readable resource of `kind`; unreadable ones are logged and skipped.
@@ -328,6 +346,7 @@ mod tests {
         let inputs = read_inputs(s, &env.ipam, "calico-01")
             .await
             .unwrap()
+            .bird
             .unwrap();
         assert_eq!(
             inputs,
@@ -376,6 +395,7 @@ mod tests {
         let inputs = read_inputs(s, &env.ipam, "calico-02")
             .await
             .unwrap()
+            .bird
             .unwrap();
         assert_eq!(inputs.local_as, 65546);
         assert!(!inputs.mesh);
@@ -394,7 +414,7 @@ mod tests {
             s.create(&r).await.unwrap();
         }
         for name in ["v6-only", "policy-only", "missing"] {
-            assert_eq!(read_inputs(s, &env.ipam, name).await.unwrap(), None);
+            assert_eq!(read_inputs(s, &env.ipam, name).await.unwrap().bird, None);
         }
     }
 
@@ -414,6 +434,7 @@ mod tests {
         let inputs = read_inputs(s, &env.ipam, "calico-01")
             .await
             .unwrap()
+            .bird
             .unwrap();
         assert_eq!(inputs.local_as, DEFAULT_AS_NUMBER);
         assert!(inputs.mesh);
@@ -424,7 +445,8 @@ mod tests {
     async fn ipip_pools_are_the_enabled_ipv4_pools_with_ipip_on() {
         let env = env();
         let s = &env.store;
-        assert_eq!(ipip_pools(s).await.unwrap(), vec![]);
+        let ipip = || async { read_inputs(s, &env.ipam, "calico-01").await.unwrap() };
+        assert_eq!(ipip().await.ipip_pools, vec![]);
         for r in [
             pool("10.1.0.0/16", false),
             ipip_pool("192.168.0.0/16", false, Some((true, ""))),
@@ -435,9 +457,27 @@ mod tests {
         ] {
             s.create(&r).await.unwrap();
         }
+        let expected = vec![net("10.2.0.0/16"), net("192.168.0.0/16")];
+        let policy_only = ipip().await;
+        assert_eq!(policy_only.bird, None);
         assert_eq!(
-            ipip_pools(s).await.unwrap(),
-            vec![net("10.2.0.0/16"), net("192.168.0.0/16")]
+            policy_only.ipip_pools, expected,
+            "a node that does not route too"
+        );
+        s.create(&node("calico-01", Some("10.10.0.11/24"), None))
+            .await
+            .unwrap();
+        let routing = ipip().await;
+        assert_eq!(routing.ipip_pools, expected);
+        assert_eq!(
+            routing.bird.unwrap().pools,
+            vec![
+                net("10.1.0.0/16"),
+                net("10.2.0.0/16"),
+                net("10.3.0.0/16"),
+                net("192.168.0.0/16")
+            ],
+            "the same listing gives the routed pools"
         );
     }
 

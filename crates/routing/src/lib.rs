@@ -5,7 +5,7 @@
 //! kernel. The pieces, from datastore to `calicoctl node status`:
 //!
 //! - [`inputs::read_inputs`] reads everything that shapes this node's routing from the datastore
-//!   into a [`BirdInputs`];
+//!   into a [`BirdInputs`], and the pools with `ipip` enabled;
 //! - [`bird_conf::render`] turns it into a BIRD 2 configuration file (pure);
 //! - [`bird::Bird`] runs and supervises BIRD, reloads it when the configuration text changes and
 //!   reads its BGP sessions;
@@ -31,7 +31,7 @@ use calico_store::StoreError;
 
 pub use bird::Bird;
 pub use bird_conf::{render, BirdInputs, MeshPeer, Peer};
-pub use inputs::read_inputs;
+pub use inputs::{read_inputs, Inputs};
 pub use status::{render_node_status, PeerStatus};
 
 /// Why a routing operation failed.
