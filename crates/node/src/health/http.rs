@@ -1,13 +1,18 @@
 //! The health endpoints, as Felix serves them (libcalico-go's `lib/health`): `GET /liveness`
 //! and `GET /readiness` answer 204 No Content when healthy and 503 Service Unavailable
 //! otherwise, here with a one-line `text/plain` body saying why. Another path is 404, another
-//! method 405, a request that is not HTTP/1.1 400 (hyper's).
+//! method 405, a request that is not HTTP/1.1 400 (hyper's). A client that shuts down its
+//! sending side after its request (as `nc` does) still gets its answer, as from Felix.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use super::{Health, Verdict};
@@ -16,6 +21,9 @@ use super::{Health, Verdict};
 pub const GOOD: StatusCode = StatusCode::NO_CONTENT;
 /// The status of an unhealthy answer (Felix's `StatusBad`).
 pub const BAD: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+/// How long the server waits after failing to accept a connection.
+const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The endpoints' routes.
 fn router(health: Health) -> Router {
@@ -33,8 +41,27 @@ fn router(health: Health) -> Router {
 
 /// Serves the endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, health: Health) {
-    if let Err(e) = axum::serve(listener, router(health)).await {
-        tracing::error!(error = %e, "the health server stopped");
+    let router = router(health);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, typically: back off rather than spin.
+                tracing::warn!(error = %e, "the health server cannot accept a connection");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .half_close(true)
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "health connection ended");
+            }
+        });
     }
 }
 
@@ -63,8 +90,6 @@ fn answer(good: bool, line: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
@@ -107,12 +132,42 @@ mod tests {
             answer.ends_with("\r\n\r\nnot ready: plugin sockets: not served\n"),
             "{answer}"
         );
+        let head = b"HEAD /readiness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let answer = exchange(&health, head).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "HEAD has no body: {answer}");
         sockets.ready();
         let answer = get(&health, "/readiness").await;
         assert!(
             answer.starts_with("HTTP/1.1 204 No Content\r\n"),
             "{answer}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_its_sending_side_still_gets_the_answer() {
+        let health = Health::default();
+        let _agent = health.register("agent", true, None, Err("syncing".into()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // The request and the end of the client's sending side are both waiting before the
+        // server accepts, so the server reads that end right after the request.
+        let mut stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /readiness HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        let server = tokio::spawn(serve(listener, health));
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+        assert!(
+            answer.ends_with("not ready: agent: syncing\n"),
+            "{answer:?}"
+        );
+        server.abort();
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod datastore;
 pub mod http;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -265,9 +266,9 @@ impl Outage {
 pub async fn start(endpoint: Option<&HealthEndpoint>, run_dir: &Path) -> Result<Health> {
     let health = Health::default();
     if let Some(HealthEndpoint { host, port }) = endpoint {
-        let listener = TcpListener::bind((host.as_str(), *port))
-            .await
-            .with_context(|| format!("cannot serve the health endpoints on {host}:{port}"))?;
+        let cannot = || format!("cannot serve the health endpoints on {host}:{port}");
+        let address = listen_address(host, *port).await.with_context(cannot)?;
+        let listener = TcpListener::bind(address).await.with_context(cannot)?;
         let address = listener
             .local_addr()
             .context("the health listener's address")?;
@@ -279,6 +280,21 @@ pub async fn start(endpoint: Option<&HealthEndpoint>, run_dir: &Path) -> Result<
         run_dir.join(calico_routing::status::HEALTH_FILE),
     ));
     Ok(health)
+}
+
+/// The one address a host name listens on, as Go's `net.Listen` (Felix's) picks it: the first
+/// IPv4 address it resolves to, else the first address (`localhost` is 127.0.0.1).
+async fn listen_address(host: &str, port: u16) -> Result<SocketAddr> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .context("cannot resolve the host")?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .context("the host has no address")
 }
 
 /// Keeps `path` holding the [`Verdict::status_text`] (rewritten when it changes and every
@@ -441,6 +457,14 @@ mod tests {
             outage.failed("refused", t0 + 23 * SECOND).as_deref(),
             Some("failing for 11 s: refused")
         );
+    }
+
+    #[tokio::test]
+    async fn a_host_name_listens_on_its_ipv4_address_first() {
+        let address = listen_address("localhost", 9099).await.unwrap();
+        assert_eq!(address, "127.0.0.1:9099".parse().unwrap());
+        let address = listen_address("::1", 0).await.unwrap();
+        assert_eq!(address, "[::1]:0".parse().unwrap());
     }
 
     #[test]
