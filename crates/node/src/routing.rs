@@ -22,7 +22,7 @@ use std::time::Duration;
 use calico_ipam::Ipam;
 use calico_model::Kind;
 use calico_routing::ipip::{self, IpipChange, IpipReport};
-use calico_routing::pool_overlap;
+use calico_routing::pool_overlap::OverlapReport;
 use calico_routing::Bird;
 use calico_store::keys::{self, kind_prefix};
 use calico_store::resources::ResourceStore;
@@ -83,7 +83,7 @@ impl Routing {
         let mut bird: Option<Bird> = None;
         let mut changes: Option<Watch> = None;
         let mut ipip_report = IpipReport::new();
-        let mut overlap: Option<Vec<Ipv4Net>> = None;
+        let mut overlap = OverlapReport::new();
         loop {
             if changes.is_none() {
                 changes = match start_watch(&ds).await {
@@ -145,12 +145,12 @@ impl Routing {
     }
 
     /// Reads the inputs and makes BIRD run with them (or not run, for a node without a BGP
-    /// address); warns when the pools overlapping the host's network differ from `overlap`,
+    /// address); warns when `overlap` says the pools overlapping the host's network changed,
     /// and reports the pools with `ipip` enabled to `ipip`.
     async fn sync(
         &self,
         bird: &mut Option<Bird>,
-        overlap: &mut Option<Vec<Ipv4Net>>,
+        overlap: &mut OverlapReport,
         ipip: &mut IpipReport,
     ) -> Pass {
         let inputs = match calico_routing::read_inputs(&self.store, &self.ipam, &self.node).await {
@@ -170,12 +170,8 @@ impl Routing {
             }
             return Pass::Ok;
         };
-        let overlapping = pool_overlap::overlapping(inputs.address, &inputs.pools);
-        if overlap.as_ref() != Some(&overlapping) {
-            if let Some(text) = pool_overlap::warning(inputs.address, &overlapping) {
-                warn!("{text}");
-            }
-            *overlap = Some(overlapping);
+        if let Some(text) = overlap.update(inputs.address, &inputs.pools) {
+            warn!("{text}");
         }
         let config = calico_routing::render(&inputs);
         match bird {
