@@ -32,6 +32,20 @@ use crate::{Error, Result};
 /// The configuration file's name inside the config directory.
 pub const CONFIG_FILE: &str = "bird.cfg";
 
+/// The variable naming calico-node's BIRD directory (its configuration, its control socket by
+/// default, and [`crate::ipip::STATUS_FILE`]); calicoctl reads it too, to find them.
+pub const BIRD_DIR_ENV: &str = "CALICO_BIRD_DIR";
+
+/// calico-node's BIRD directory when [`BIRD_DIR_ENV`] is not set.
+pub const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
+
+/// The variable naming BIRD's control socket; without it the socket is [`SOCKET_FILE`] in the
+/// BIRD directory.
+pub const BIRD_SOCKET_ENV: &str = "CALICO_BIRD_SOCKET";
+
+/// The control socket's name inside the BIRD directory, when [`BIRD_SOCKET_ENV`] is not set.
+pub const SOCKET_FILE: &str = "bird.ctl";
+
 /// How long [`Bird::start`] waits for BIRD's control socket to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use calico_routing::PeerStatus;
+use calico_routing::{bird, PeerStatus};
 use calico_store::DatastoreConfig;
 
 use super::Outcome;
@@ -18,8 +18,6 @@ use super::Outcome;
 pub const READY_LINE: &str = "Calico node started successfully";
 /// Where the pid file lives unless `CALICO_RUN_DIR` says otherwise.
 const DEFAULT_RUN_DIR: &str = "/var/run/calico";
-/// calico-node's BIRD directory unless `CALICO_BIRD_DIR` says otherwise.
-const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 /// How long `node run` waits for calico-node to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// A health file older than this was left by a calico-node that stopped keeping it (it
@@ -73,9 +71,7 @@ pub async fn status() -> Outcome {
     if running_pid(&pid_file()).is_none() && !node_in_this_netns() {
         return Outcome::fail("Calico process is not running.");
     }
-    let peers = calico_routing::bird::show_protocols(&bird_socket())
-        .await
-        .ok();
+    let peers = bird::show_protocols(&bird_socket()).await.ok();
     let mut text = status_text(peers.as_deref(), &docker_engine(), ipip_status().as_deref());
     text.push_str(&health_status());
     Outcome::ok(text)
@@ -146,12 +142,12 @@ pub fn docker_engine() -> String {
 /// BIRD's control socket: `CALICO_BIRD_SOCKET`, else `<bird_dir>/bird.ctl` (calico-node's
 /// default).
 fn bird_socket() -> PathBuf {
-    env_path("CALICO_BIRD_SOCKET").unwrap_or_else(|| bird_dir().join("bird.ctl"))
+    env_path(bird::BIRD_SOCKET_ENV).unwrap_or_else(|| bird_dir().join(bird::SOCKET_FILE))
 }
 
 /// calico-node's BIRD directory: `CALICO_BIRD_DIR`, else `/var/run/calico` (its default).
 fn bird_dir() -> PathBuf {
-    env_path("CALICO_BIRD_DIR").unwrap_or_else(|| DEFAULT_BIRD_DIR.into())
+    env_path(bird::BIRD_DIR_ENV).unwrap_or_else(|| bird::DEFAULT_BIRD_DIR.into())
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
