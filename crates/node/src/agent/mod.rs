@@ -148,9 +148,8 @@ impl<D: PolicyDataplane> Agent<D> {
                 Err(e) => {
                     let error = format!("{e:#}");
                     if let Some(health) = &mut self.health {
-                        match health.outage.failed(&error, std::time::Instant::now()) {
-                            Some(why) => health.reporter.not_ready(why),
-                            None => health.reporter.beat(),
+                        if let Some(why) = health.outage.failed(&error, std::time::Instant::now()) {
+                            health.reporter.not_ready(why);
                         }
                     }
                     warn!(error = %error, "policy agent restarting its sync");

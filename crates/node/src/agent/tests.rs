@@ -1,5 +1,5 @@
 //! The agent loop against a scripted datastore and a fake dataplane: batching, relisting,
-//! starting over after an apply error, drift repair, published ports, host addresses.
+//! starting over after an apply error, drift repair, published ports, host addresses, health.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -503,4 +503,91 @@ fn absent_interfaces_are_the_host_endpoints_this_host_lacks() {
         super::absent_interfaces(&hosts, &addresses),
         BTreeSet::from(["eth9".to_string()])
     );
+}
+
+/// An agent over `rounds` that reports to a new [`Health`](crate::health::Health), its syncs
+/// failing without a grace period; returns the health and the running agent.
+fn reporting_agent(rounds: Vec<Round>) -> (crate::health::Health, tokio::task::JoinHandle<()>) {
+    let health = crate::health::Health::default();
+    let reporter = health.register(
+        HEALTH_NAME,
+        true,
+        Some(LIVENESS_TIMEOUT),
+        Err("no full sync yet".into()),
+    );
+    let (calls, _) = watch::channel(Vec::new());
+    let (_, no_ports) = watch::channel(Published::new());
+    let (_, no_interfaces) = watch::channel(HostAddresses::new());
+    let store = ScriptedStore {
+        rounds: Mutex::new(rounds.into()),
+        events: Mutex::new(Vec::new()),
+    };
+    let dataplane = FakeDataplane {
+        calls,
+        failing_applies: 0,
+    };
+    let mut agent = Agent::new(
+        "calico-01",
+        Arc::new(store),
+        no_ports,
+        no_interfaces,
+        Failsafe::default(),
+        dataplane,
+        HOUR,
+    )
+    .with_health(reporter);
+    agent.restart_delay = Duration::from_millis(10);
+    if let Some(health) = &mut agent.health {
+        health.outage = Outage::new(Duration::ZERO);
+    }
+    (health, tokio::spawn(agent.run()))
+}
+
+/// Waits up to 10 s for the verdict of `health` to satisfy `done`; returns it.
+async fn verdict_when(
+    health: &crate::health::Health,
+    done: impl Fn(&crate::health::Verdict) -> bool,
+) -> crate::health::Verdict {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let verdict = health.verdict();
+        if done(&verdict) {
+            return verdict;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out; verdict so far: {verdict:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_ready_once_its_first_listing_is_programmed() {
+    let rounds = vec![Round {
+        listing: vec![profile(), stored(&endpoint(1))],
+        events: vec![],
+    }];
+    let (health, running) = reporting_agent(rounds);
+    assert_eq!(
+        health.verdict().not_ready,
+        vec!["policy agent: no full sync yet"]
+    );
+    let verdict = verdict_when(&health, |v| v.ready()).await;
+    assert!(verdict.live(), "{verdict:?}");
+    running.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_not_ready_while_its_syncs_fail_past_the_grace_period() {
+    let (health, running) = reporting_agent(Vec::new());
+    let verdict = verdict_when(&health, |v| {
+        v.not_ready
+            .iter()
+            .any(|why| why.starts_with("policy agent: failing for 0 s: listing resources: "))
+    })
+    .await;
+    assert_eq!(verdict.not_ready.len(), 1, "{verdict:?}");
+    assert!(verdict.live(), "{verdict:?}");
+    running.abort();
 }
