@@ -11,22 +11,32 @@ use crate::autodetect;
 
 /// How often the interfaces and addresses are read again.
 const INTERVAL: Duration = Duration::from_secs(2);
+/// The health reporter's name.
+pub const HEALTH_NAME: &str = "host addresses";
+/// How long the loop may go without a read before calico-node is not live (many reads).
+pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Keeps `tx` equal to this host's interfaces and addresses ([`autodetect::host_interfaces`]),
 /// read every [`INTERVAL`] and sent only when they changed; `failing` says
-/// whether the last read failed.
+/// whether the last read failed. Each read is a heartbeat to `health` (registered with
+/// [`LIVENESS_TIMEOUT`]).
 ///
 /// Polling, not a netlink subscription: one `getifaddrs` every 2 s costs little on a host with
 /// few interfaces, needs no state to keep in step with the kernel (a subscription would still
 /// need a periodic relist for the messages it drops, as Felix's interface monitor does every
 /// 10 s), and a host endpoint found by its expected IPs follows an address moved to another
 /// interface within 2 s.
-pub(crate) async fn follow(tx: tokio::sync::watch::Sender<HostAddresses>, mut failing: bool) {
+pub(crate) async fn follow(
+    tx: tokio::sync::watch::Sender<HostAddresses>,
+    mut failing: bool,
+    health: crate::health::Reporter,
+) {
     let start = tokio::time::Instant::now() + INTERVAL;
     let mut ticks = tokio::time::interval_at(start, INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        health.beat();
         let Some(now) = read(&mut failing) else {
             continue;
         };

@@ -185,7 +185,16 @@ async fn run() -> Result<()> {
     let mut failing = false;
     let first = host_addresses::read(&mut failing).unwrap_or_default();
     let (host_addresses_tx, host_addresses) = tokio::sync::watch::channel(first);
-    let addressing = tokio::spawn(host_addresses::follow(host_addresses_tx, failing));
+    let addressing = tokio::spawn(host_addresses::follow(
+        host_addresses_tx,
+        failing,
+        health.register(
+            host_addresses::HEALTH_NAME,
+            false,
+            Some(host_addresses::LIVENESS_TIMEOUT),
+            Ok(()),
+        ),
+    ));
     let mut agent = Agent::new(
         &config.node_name,
         ds,
