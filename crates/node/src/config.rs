@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use calico_calc::desired::{Failsafe, FailsafePort};
 use calico_libnetwork::{DriverConfig, DEFAULT_PLUGIN_DIR};
 use calico_model::{AsNumber, Cidr, IpipConfiguration};
+use calico_routing::bird;
 use calico_store::DatastoreConfig;
 
 use crate::autodetect::Method;
@@ -104,8 +105,6 @@ impl LogFormat {
     }
 }
 
-/// Where BIRD's configuration and control socket go unless `CALICO_BIRD_DIR` says otherwise.
-pub const DEFAULT_BIRD_DIR: &str = "/var/run/calico";
 /// calico-node's run directory unless `CALICO_RUN_DIR` says otherwise.
 pub const DEFAULT_RUN_DIR: &str = "/var/run/calico";
 
@@ -222,12 +221,12 @@ impl Config {
             Some("none") => false,
             Some(other) => bail!("CALICO_NETWORKING_BACKEND={other:?}: use bird or none"),
         };
-        let bird_dir: PathBuf = var("CALICO_BIRD_DIR")
-            .unwrap_or_else(|| DEFAULT_BIRD_DIR.into())
+        let bird_dir: PathBuf = var(bird::BIRD_DIR_ENV)
+            .unwrap_or_else(|| bird::DEFAULT_BIRD_DIR.into())
             .into();
-        let bird_socket = var("CALICO_BIRD_SOCKET")
+        let bird_socket = var(bird::BIRD_SOCKET_ENV)
             .map(PathBuf::from)
-            .unwrap_or_else(|| bird_dir.join("bird.ctl"));
+            .unwrap_or_else(|| bird_dir.join(bird::SOCKET_FILE));
         let defaults = Failsafe::default();
         let failsafe = Failsafe {
             inbound: failsafe_ports(&env, FAILSAFE_INBOUND, defaults.inbound)?,
