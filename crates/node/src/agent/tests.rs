@@ -506,8 +506,8 @@ fn absent_interfaces_are_the_host_endpoints_this_host_lacks() {
 }
 
 /// An agent over `rounds` that reports to a new [`Health`](crate::health::Health), its syncs
-/// failing without a grace period; returns the health and the running agent.
-fn reporting_agent(rounds: Vec<Round>) -> (crate::health::Health, tokio::task::JoinHandle<()>) {
+/// failing without a grace period; returns the health and the agent, not yet running.
+fn reporting_agent(rounds: Vec<Round>) -> (crate::health::Health, Agent<FakeDataplane>) {
     let health = crate::health::Health::default();
     let reporter = health.register(
         HEALTH_NAME,
@@ -540,7 +540,7 @@ fn reporting_agent(rounds: Vec<Round>) -> (crate::health::Health, tokio::task::J
     if let Some(health) = &mut agent.health {
         health.outage = Outage::new(Duration::ZERO);
     }
-    (health, tokio::spawn(agent.run()))
+    (health, agent)
 }
 
 /// Waits up to 10 s for the verdict of `health` to satisfy `done`; returns it.
@@ -568,11 +568,12 @@ async fn the_agent_is_ready_once_its_first_listing_is_programmed() {
         listing: vec![profile(), stored(&endpoint(1))],
         events: vec![],
     }];
-    let (health, running) = reporting_agent(rounds);
+    let (health, agent) = reporting_agent(rounds);
     assert_eq!(
         health.verdict().not_ready,
         vec!["policy agent: no full sync yet"]
     );
+    let running = tokio::spawn(agent.run());
     let verdict = verdict_when(&health, |v| v.ready()).await;
     assert!(verdict.live(), "{verdict:?}");
     running.abort();
@@ -580,7 +581,8 @@ async fn the_agent_is_ready_once_its_first_listing_is_programmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_is_not_ready_while_its_syncs_fail_past_the_grace_period() {
-    let (health, running) = reporting_agent(Vec::new());
+    let (health, agent) = reporting_agent(Vec::new());
+    let running = tokio::spawn(agent.run());
     let verdict = verdict_when(&health, |v| {
         v.not_ready
             .iter()
