@@ -400,7 +400,19 @@ fn e2e_calicoctl_node_run_and_status() {
         status.starts_with("Calico process is running.\n\nIPv4 BGP status\n"),
         "{status}"
     );
-    assert!(status.ends_with(")\n"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|line| line.starts_with("Docker Engine: ") && line.ends_with(')')),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .last()
+            .is_some_and(|line| line.starts_with("Liveness: ")),
+        "{status}"
+    );
     let version = String::from_utf8_lossy(&ctl(&["version"]).stdout).into_owned();
     assert!(
         version.contains(&format!(
