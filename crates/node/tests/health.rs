@@ -19,11 +19,15 @@ mod e2e_health {
     const GRACE: Duration = Duration::from_secs(10);
     const WAIT: Duration = Duration::from_secs(60);
 
+    /// The health port the test configures (`FELIX_HEALTHPORT`; not the default 9099, so the
+    /// setting must take effect).
+    const HEALTH_PORT: u16 = 9199;
+
     /// `GET <path>` on the health port from inside `host`: the status code and the body.
     fn get(host: &Host, path: &str) -> (u16, String) {
         let script = format!(
             "printf 'GET {path} HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' \
-             | busybox nc 127.0.0.1 9099"
+             | busybox nc 127.0.0.1 {HEALTH_PORT}"
         );
         let out = host.exec(&["sh", "-c", &script]);
         let answer = String::from_utf8_lossy(&out.stdout).to_string();
@@ -65,6 +69,7 @@ mod e2e_health {
             calico_node: Some(CALICO_NODE.into()),
             node_env: vec![
                 ("FELIX_HEALTHENABLED".into(), "true".into()),
+                ("FELIX_HEALTHPORT".into(), HEALTH_PORT.to_string()),
                 ("CALICO_LOG_FORMAT".into(), "json".into()),
             ],
             ..Options::default()

@@ -455,10 +455,13 @@ mod e2e_host_endpoints {
             hosts: 1,
             datastore: Datastore::Etcd,
             calico_node: Some(common::CALICO_NODE.into()),
-            node_env: vec![(
-                "FELIX_FAILSAFEINBOUNDHOSTPORTS".into(),
-                "tcp:22,tcp:7022".into(),
-            )],
+            node_env: vec![
+                (
+                    "FELIX_FAILSAFEINBOUNDHOSTPORTS".into(),
+                    "tcp:22,tcp:7022".into(),
+                ),
+                ("FELIX_FAILSAFEOUTBOUNDHOSTPORTS".into(), "tcp:7023".into()),
+            ],
             ..Options::default()
         });
         let h1 = cluster.host(1);
@@ -512,6 +515,35 @@ mod e2e_host_endpoints {
             via_hep9(6666),
             None,
             "tcp/6666: a default, not in the configured list"
+        );
+        // out of the host over hep9: the configured outbound port, not a default one
+        let from_host_over_hep9 = |port: u16| {
+            outside.exec_ok(&[
+                "sh",
+                "-c",
+                &format!(
+                    "timeout 20 socat TCP4-LISTEN:{port},bind=10.99.0.2,reuseaddr \
+                     SYSTEM:'echo outside' </dev/null >/dev/null 2>&1 &"
+                ),
+            ]);
+            let reached = || {
+                let out = h1.exec(&["sh", "-c", &format!("busybox nc -w 2 10.99.0.2 {port}")]);
+                String::from_utf8_lossy(&out.stdout).contains("outside")
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            let mut ok = reached();
+            while !ok && std::time::Instant::now() < deadline {
+                ok = reached();
+            }
+            ok
+        };
+        assert!(
+            from_host_over_hep9(7023),
+            "the configured outbound failsafe port"
+        );
+        assert!(
+            !from_host_over_hep9(6667),
+            "tcp/6667: an outbound default, not in the configured list"
         );
         // the same services over eth0, which no host endpoint covers
         assert_eq!(
