@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 pub use admission::Clients;
 pub use name_table::{Lookup, Names};
 pub use resolv::upstreams;
-pub use server::DnsServer;
+pub use server::{DnsServer, QueryObserver, QueryResult};
 
 /// Why a DNS message could not be parsed as a query.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

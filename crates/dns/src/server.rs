@@ -109,6 +109,7 @@ impl DnsServer {
                 names,
                 upstreams,
                 forward_timeout: FORWARD_TIMEOUT,
+                observer: None,
             },
         })
     }
@@ -116,6 +117,12 @@ impl DnsServer {
     /// Gives each upstream `forward_timeout` to reply instead of 2 s.
     pub fn with_forward_timeout(mut self, forward_timeout: Duration) -> DnsServer {
         self.resolver.forward_timeout = forward_timeout;
+        self
+    }
+
+    /// Tells `observer` how each query ended.
+    pub fn with_observer(mut self, observer: QueryObserver) -> DnsServer {
+        self.resolver.observer = Some(observer);
         self
     }
 
@@ -208,7 +215,7 @@ async fn on_udp(
             return;
         }
         Step::Forward(query) => {
-            query_event(Transport::Udp, &query, Outcome::Dropped);
+            resolver.query_event(Transport::Udp, &query, Outcome::Dropped);
             return;
         }
         Step::Nothing => return,
@@ -276,11 +283,11 @@ async fn write_message(stream: &mut TcpStream, message: &[u8]) -> io::Result<()>
 }
 
 /// What the server knows and how it forwards: everything a query needs.
-#[derive(Debug)]
 struct Resolver {
     names: Arc<RwLock<Names>>,
     upstreams: Vec<SocketAddr>,
     forward_timeout: Duration,
+    observer: Option<QueryObserver>,
 }
 
 /// What to do with a query once the table has been asked.
@@ -338,17 +345,90 @@ impl fmt::Display for Outcome {
     }
 }
 
-fn query_event(transport: Transport, query: &Query, outcome: Outcome) {
-    debug!(
-        %transport,
-        name = %query.name,
-        qtype = query.qtype,
-        %outcome,
-        "DNS query"
-    );
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolver")
+            .field("upstreams", &self.upstreams)
+            .field("forward_timeout", &self.forward_timeout)
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
+impl Outcome {
+    fn result(&self) -> QueryResult {
+        match self {
+            Outcome::Answered(_) => QueryResult::Answered,
+            Outcome::NoData => QueryResult::NoData,
+            Outcome::NxDomain => QueryResult::NxDomain,
+            Outcome::NotImp => QueryResult::NotImp,
+            Outcome::Forwarded(_) => QueryResult::Forwarded,
+            Outcome::ServFail(_) => QueryResult::ServFail,
+            Outcome::Dropped => QueryResult::Dropped,
+        }
+    }
+}
+
+/// How a query ended, as an observer is told (see [`DnsServer::with_observer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueryResult {
+    /// Answered from the table with addresses.
+    Answered,
+    /// A name of the table without records of the type asked.
+    NoData,
+    /// A name under a domain of the table that does not exist.
+    NxDomain,
+    /// An opcode other than QUERY.
+    NotImp,
+    /// A query that could not be parsed (answered FORMERR, or ignored when not even that).
+    FormErr,
+    /// Relayed an upstream's reply.
+    Forwarded,
+    /// No upstream replied.
+    ServFail,
+    /// Not forwarded: too many queries in progress.
+    Dropped,
+}
+
+impl QueryResult {
+    /// The result as a metric label: `answered`, `nodata`, `nxdomain`, `notimp`, `formerr`,
+    /// `forwarded`, `servfail`, `dropped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryResult::Answered => "answered",
+            QueryResult::NoData => "nodata",
+            QueryResult::NxDomain => "nxdomain",
+            QueryResult::NotImp => "notimp",
+            QueryResult::FormErr => "formerr",
+            QueryResult::Forwarded => "forwarded",
+            QueryResult::ServFail => "servfail",
+            QueryResult::Dropped => "dropped",
+        }
+    }
+}
+
+/// Told how each query ended.
+pub type QueryObserver = Arc<dyn Fn(QueryResult) + Send + Sync>;
+
 impl Resolver {
+    /// Logs how `query` ended and tells the observer.
+    fn query_event(&self, transport: Transport, query: &Query, outcome: Outcome) {
+        debug!(
+            %transport,
+            name = %query.name,
+            qtype = query.qtype,
+            %outcome,
+            "DNS query"
+        );
+        self.observe(outcome.result());
+    }
+
+    fn observe(&self, result: QueryResult) {
+        if let Some(observer) = &self.observer {
+            observer(result);
+        }
+    }
+
     /// Parses `packet` and answers it from the table when it can.
     fn local(&self, packet: &[u8], transport: Transport) -> Step {
         let query = match Query::parse(packet) {
@@ -362,11 +442,12 @@ impl Resolver {
                     outcome = if reply.is_some() { "formerr" } else { "dropped (no header or a response)" },
                     "DNS query"
                 );
+                self.observe(QueryResult::FormErr);
                 return reply.map_or(Step::Nothing, Step::Reply);
             }
         };
         if query.opcode != 0 {
-            query_event(transport, &query, Outcome::NotImp);
+            self.query_event(transport, &query, Outcome::NotImp);
             return Step::Reply(query.notimp());
         }
         let lookup = self
@@ -387,7 +468,7 @@ impl Resolver {
             Lookup::NoSuchName => (query.nxdomain(), Outcome::NxDomain),
             Lookup::NotOurs => return Step::Forward(query),
         };
-        query_event(transport, &query, outcome);
+        self.query_event(transport, &query, outcome);
         Step::Reply(reply)
     }
 
@@ -403,7 +484,7 @@ impl Resolver {
             };
             match timeout(self.forward_timeout, attempt).await {
                 Ok(Ok(reply)) => {
-                    query_event(transport, query, Outcome::Forwarded(upstream));
+                    self.query_event(transport, query, Outcome::Forwarded(upstream));
                     return reply;
                 }
                 Ok(Err(error)) => failures.push(format!("{upstream}: {error}")),
@@ -415,7 +496,7 @@ impl Resolver {
         } else {
             failures.join("; ")
         };
-        query_event(transport, query, Outcome::ServFail(why));
+        self.query_event(transport, query, Outcome::ServFail(why));
         query.servfail()
     }
 }
@@ -607,6 +688,41 @@ mod tests {
         socket.send_to(&[1, 2, 3], server).await.unwrap();
         let d = decode(&ask_udp(&socket, server, &query_packet(42, "workload-a", TYPE_A)).await);
         assert_eq!(d.id, 42, "the 3-byte message got no reply");
+    }
+
+    #[tokio::test]
+    async fn the_observer_is_told_how_each_query_ended() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let server = DnsServer::bind(localhost(), names(), vec![], everyone())
+            .await
+            .unwrap()
+            .with_observer(Arc::new(move |result| record.lock().unwrap().push(result)));
+        let addr = server.local_addr();
+        tokio::spawn(server.run());
+        let socket = client().await;
+        ask_udp(&socket, addr, &query_packet(61, "workload-a.net1", TYPE_A)).await;
+        ask_udp(&socket, addr, &query_packet(62, "ghost.net1", TYPE_A)).await;
+        ask_udp(
+            &socket,
+            addr,
+            &query_packet(63, "workload-a.net1", TYPE_AAAA),
+        )
+        .await;
+        let mut bad = query_packet(64, "a.net1", TYPE_A);
+        bad[5] = 2;
+        ask_udp(&socket, addr, &bad).await;
+        ask_udp(&socket, addr, &query_packet(65, "example.org", TYPE_A)).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                QueryResult::Answered,
+                QueryResult::NxDomain,
+                QueryResult::NoData,
+                QueryResult::FormErr,
+                QueryResult::ServFail
+            ]
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@
 //!
 //! let docker = Arc::new(calico_docker::DockerClient::from_env()?);
 //! let driver = Driver::new(DriverConfig::from_env("host1")?, store, ipam, docker, links, ports);
-//! let server = serve(DEFAULT_PLUGIN_DIR, driver.clone())?;
+//! let server = serve(DEFAULT_PLUGIN_DIR, driver.clone(), None)?;
 //! tokio::signal::ctrl_c().await?;
 //! server.shutdown().await;
 //! driver.settle().await;
@@ -43,7 +43,9 @@ pub use driver::{
     DriverError, ExistingEndpoint, PortError, Scope, CREATE_PROFILES_ENV, IFPREFIX_ENV,
     LABEL_ENDPOINTS_ENV, LABEL_POLL_TIMEOUT_ENV, SCOPE_ENV, VETH_MTU_ENV,
 };
-pub use server::{serve, Server, ServerError, DEFAULT_PLUGIN_DIR, IPAM_SOCKET, NETWORK_SOCKET};
+pub use server::{
+    serve, CallObserver, Server, ServerError, DEFAULT_PLUGIN_DIR, IPAM_SOCKET, NETWORK_SOCKET,
+};
 pub use traits::{
     AddressAllocator, AllocError, ContainerRef, DockerApi, HostLinks, PortPublisher, PublishedPort,
     SourceError,

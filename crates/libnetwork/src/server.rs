@@ -12,6 +12,7 @@ use std::fs::{self, Permissions};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
@@ -39,6 +40,10 @@ pub const IPAM_SOCKET: &str = "calico-ipam.sock";
 const MAX_BODY: usize = 1 << 20;
 /// How long [`Server::shutdown`] lets requests in flight finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Told of every request answered: the call (`NetworkDriver.CreateEndpoint`, or `unknown` for
+/// a path that is no call of this socket), whether it succeeded, and how long it took.
+pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +122,7 @@ impl Role {
 struct Plugin {
     driver: Driver,
     role: Role,
+    observer: Option<CallObserver>,
 }
 
 /// A failed call: HTTP status and the `Err` message.
@@ -126,8 +132,13 @@ struct Failure {
 }
 
 /// Serves `driver` on `<dir>/calico.sock` and `<dir>/calico-ipam.sock`, replacing stale
-/// sockets. Returns once both are listening. Must be called within a Tokio runtime.
-pub fn serve(dir: impl AsRef<Path>, driver: Driver) -> Result<Server, ServerError> {
+/// sockets, and tells `observer` of every request. Returns once both are listening. Must be
+/// called within a Tokio runtime.
+pub fn serve(
+    dir: impl AsRef<Path>,
+    driver: Driver,
+    observer: Option<CallObserver>,
+) -> Result<Server, ServerError> {
     let dir = dir.as_ref();
     fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
         path: dir.to_owned(),
@@ -147,6 +158,7 @@ pub fn serve(dir: impl AsRef<Path>, driver: Driver) -> Result<Server, ServerErro
         let app = Router::new().fallback(handle).with_state(Plugin {
             driver: driver.clone(),
             role,
+            observer: observer.clone(),
         });
         let mut stopped = stop.subscribe();
         let path = path.clone();
@@ -261,7 +273,8 @@ async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Bo
     let started = Instant::now();
     let path = uri.path();
     let mut request = axum::body::Bytes::new();
-    let result = match Call::from_path(path).filter(|c| plugin.role.serves(c.interface())) {
+    let call = Call::from_path(path).filter(|c| plugin.role.serves(c.interface()));
+    let result = match call {
         None => Err(Failure {
             status: StatusCode::NOT_FOUND,
             message: format!("{path} is not a call this plugin implements on this socket"),
@@ -285,6 +298,9 @@ async fn handle(State(plugin): State<Plugin>, method: Method, uri: Uri, body: Bo
         },
     };
     let elapsed = started.elapsed();
+    if let Some(observer) = &plugin.observer {
+        observer(call.map_or("unknown", Call::name), result.is_ok(), elapsed);
+    }
     // One line per request: info when answered, warn when it failed.
     let call_name = path.trim_start_matches('/');
     let names: Names = serde_json::from_slice(&request).unwrap_or_default();

@@ -1,9 +1,9 @@
 //! The sockets themselves: stale sockets, shutdown, permissions, load.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use calico_libnetwork::{serve, Driver, ServerError, IPAM_SOCKET, NETWORK_SOCKET};
+use calico_libnetwork::{serve, CallObserver, Driver, ServerError, IPAM_SOCKET, NETWORK_SOCKET};
 use calico_store::resources::ResourceStore;
 use calico_store::SqliteStore;
 use serde_json::json;
@@ -30,7 +30,7 @@ async fn stale_sockets_are_replaced_and_shutdown_removes_them() {
     // A plugin that died without cleaning up leaves its socket file behind.
     drop(std::os::unix::net::UnixListener::bind(plugins.join(NETWORK_SOCKET)).expect("stale"));
 
-    let server = serve(&plugins, driver(dir.path())).expect("serve over a stale socket");
+    let server = serve(&plugins, driver(dir.path()), None).expect("serve over a stale socket");
     for name in [NETWORK_SOCKET, IPAM_SOCKET] {
         let meta = std::fs::metadata(plugins.join(name)).expect("socket exists");
         assert!(meta.file_type().is_socket(), "{name}");
@@ -52,9 +52,33 @@ async fn stale_sockets_are_replaced_and_shutdown_removes_them() {
 }
 
 #[tokio::test]
+async fn the_observer_is_told_of_every_request_by_call_and_result() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let observer: CallObserver = Arc::new(move |call, ok, _elapsed| {
+        record.lock().unwrap().push((call, ok));
+    });
+    let server = serve(dir.path(), driver(dir.path()), Some(observer)).expect("serve");
+    post(server.network_socket(), "/Plugin.Activate", "").await;
+    post(server.network_socket(), "/NetworkDriver.CreateNetwork", "{").await;
+    post(server.ipam_socket(), "/NetworkDriver.GetCapabilities", "").await;
+    post(server.network_socket(), "/Something.Else", "").await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("Plugin.Activate", true),
+            ("NetworkDriver.CreateNetwork", false),
+            ("unknown", false),
+            ("unknown", false),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn dropping_the_server_removes_its_sockets() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = serve(dir.path(), driver(dir.path())).expect("serve");
+    let server = serve(dir.path(), driver(dir.path()), None).expect("serve");
     drop(server);
     assert!(!dir.path().join(NETWORK_SOCKET).exists());
     assert!(!dir.path().join(IPAM_SOCKET).exists());
@@ -65,7 +89,7 @@ async fn other_files_are_not_replaced() {
     let dir = tempfile::tempdir().expect("temp dir");
     let precious = dir.path().join(IPAM_SOCKET);
     std::fs::write(&precious, "not a socket").expect("file");
-    let err = serve(dir.path(), driver(dir.path()))
+    let err = serve(dir.path(), driver(dir.path()), None)
         .err()
         .expect("refused");
     assert!(matches!(err, ServerError::NotASocket { .. }), "{err:?}");

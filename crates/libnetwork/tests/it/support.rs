@@ -360,7 +360,7 @@ impl Harness {
             links.clone(),
             ports.clone(),
         );
-        let server = serve(dir.path().join("plugins"), driver.clone()).expect("serve");
+        let server = serve(dir.path().join("plugins"), driver.clone(), None).expect("serve");
         Harness {
             dir,
             store,
