@@ -2,7 +2,7 @@
 
 use calico_calc::desired::{Changes, Desired};
 
-use crate::nft::{ensure_docker_user_accept, Nft, TxSize};
+use crate::nft::{ensure_docker_user_accept, CounterIndex, Nft, RuleCount, TxSize};
 use crate::Result;
 
 /// Programs the calculation graph's desired state into the kernel, as netavark's firewall
@@ -12,11 +12,14 @@ pub trait PolicyDataplane: Send {
     /// Applies `changes`, which brought the state to `desired`, to a dataplane that was in step
     /// with the state before them; an empty report writes nothing.
     fn apply_changes(&mut self, desired: &Desired, changes: &Changes) -> Result<TxSize>;
-    /// Reads the dataplane back and rewrites it when it differs from `desired`; true when it wrote.
-    fn resync(&mut self, desired: &Desired) -> Result<bool>;
+    /// Reads the dataplane back and rewrites it when it differs from `desired`; the size of
+    /// what it wrote, if it wrote.
+    fn resync(&mut self, desired: &Desired) -> Result<Option<TxSize>>;
     /// Makes sure the container engine's own forwarding rules let the traffic this dataplane
     /// polices pass; returns how many rules it added.
     fn admit_policed_traffic(&mut self) -> Result<usize>;
+    /// The live counters of the rules of `index` (see [`counted_rules`](crate::nft::counted_rules)).
+    fn rule_counters(&self, index: &CounterIndex) -> Result<Vec<RuleCount>>;
 }
 
 impl PolicyDataplane for Nft {
@@ -24,11 +27,15 @@ impl PolicyDataplane for Nft {
         Nft::apply_changes(self, desired, changes)
     }
 
-    fn resync(&mut self, desired: &Desired) -> Result<bool> {
+    fn resync(&mut self, desired: &Desired) -> Result<Option<TxSize>> {
         Nft::resync(self, desired)
     }
 
     fn admit_policed_traffic(&mut self) -> Result<usize> {
         ensure_docker_user_accept()
+    }
+
+    fn rule_counters(&self, index: &CounterIndex) -> Result<Vec<RuleCount>> {
+        Nft::rule_counters(self, index)
     }
 }

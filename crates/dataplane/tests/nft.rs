@@ -356,7 +356,7 @@ fn full_and_incremental_transactions_apply_and_read_back() {
         }
 
         // Restart: nothing is written when the table is already right.
-        assert!(!nft.resync(&before).unwrap());
+        assert_eq!(nft.resync(&before).unwrap(), None);
         assert_eq!(nft.stats().full, 1);
 
         let (after, changes) = rich_changed();
@@ -400,9 +400,9 @@ fn drift_is_detected_and_repaired() {
             live.differences(&nft::fingerprint(&desired)),
             ["chain stray", "chain tw-calib", "set s4-net1"]
         );
-        assert!(nft.resync(&desired).unwrap());
+        assert!(nft.resync(&desired).unwrap().is_some());
         assert!(nft.in_sync(&desired).unwrap());
-        assert!(!nft.resync(&desired).unwrap());
+        assert_eq!(nft.resync(&desired).unwrap(), None);
     });
 }
 
@@ -775,6 +775,40 @@ fn packets_follow_policy() {
         ]);
         let _ = listener.kill();
         let _ = listener.wait();
+        // The rule counters saw those probes: p1 logged every one, denied C's pings and
+        // passed A's; p2 allowed C's connection; what neither allowed met B's policies drop.
+        let counts = nft.rule_counters(&nft::counted_rules(&desired)).unwrap();
+        let packets = |kind: nft::CountedKind, name: &str, rule: &str| {
+            counts
+                .iter()
+                .find(|c| {
+                    c.rule.kind == kind
+                        && c.rule.name == name
+                        && c.rule.direction == nft::Direction::Ingress
+                        && c.rule.rule == rule
+                })
+                .map(|c| (c.packets, c.rule.action))
+        };
+        let policy = nft::CountedKind::Policy;
+        let at_least = |found: Option<(u64, &str)>, n: u64, action: &str, what: &str| {
+            let (count, act) = found.unwrap_or_else(|| panic!("{what} not counted: {counts:?}"));
+            assert!(count >= n && act == action, "{what}: {count} {act}");
+        };
+        at_least(
+            packets(policy, "p1", "0"),
+            5,
+            "log",
+            "p1 log of the five probes to B",
+        );
+        at_least(packets(policy, "p1", "1"), 2, "pass", "p1 pass of A");
+        at_least(packets(policy, "p1", "2"), 1, "deny", "p1 deny of C's ping");
+        at_least(packets(policy, "p2", "0"), 1, "allow", "p2 allow of C");
+        let b_drop = packets(
+            nft::CountedKind::WorkloadEndpoint,
+            &b.iface,
+            nft::NO_POLICY_ALLOWED,
+        );
+        at_least(b_drop, 1, "deny", "B's policies drop");
         println!("packet checks took {:?}", started.elapsed());
     });
 }

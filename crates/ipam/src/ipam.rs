@@ -231,7 +231,7 @@ impl Ipam {
     }
 
     /// Every pool's network and whether it is enabled.
-    async fn pools(&self) -> Result<Vec<(IpNet, bool)>> {
+    pub async fn pools(&self) -> Result<Vec<(IpNet, bool)>> {
         let resources = self.store.list(Kind::IpPool, &Filter::default()).await?;
         Ok(resources
             .into_iter()

@@ -71,6 +71,19 @@ pub struct Config {
     /// `localhost`, as Felix 3.2 and later) and `FELIX_HEALTHPORT` (default 9099): where
     /// `/liveness` and `/readiness` are served, if at all.
     pub health: Option<HealthEndpoint>,
+    /// `FELIX_PROMETHEUSMETRICSENABLED` (default false, as Felix),
+    /// `FELIX_PROMETHEUSMETRICSHOST` (default: the node's IPv4 address) and
+    /// `FELIX_PROMETHEUSMETRICSPORT` (default 9091): where `/metrics` is served, if at all.
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// Where the Prometheus metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsEndpoint {
+    /// A host name or address to bind to; `None`: the node's IPv4 address.
+    pub host: Option<String>,
+    /// The TCP port (0: any free port).
+    pub port: u16,
 }
 
 /// Where the health endpoints listen.
@@ -235,9 +248,13 @@ impl Config {
         let health = flag(&var, "FELIX_HEALTHENABLED", false)?
             .then(|| health_endpoint(&var))
             .transpose()?;
+        let metrics = flag(&var, "FELIX_PROMETHEUSMETRICSENABLED", false)?
+            .then(|| metrics_endpoint(&var))
+            .transpose()?;
         Ok(Config {
             failsafe,
             health,
+            metrics,
             run_bird,
             bird_dir,
             bird_socket,
@@ -284,17 +301,33 @@ fn flag(var: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Res
 /// `FELIX_HEALTHHOST` and `FELIX_HEALTHPORT`; the port as Felix's `int(0,65535)`.
 fn health_endpoint(var: &impl Fn(&str) -> Option<String>) -> Result<HealthEndpoint> {
     let host = var("FELIX_HEALTHHOST").unwrap_or_else(|| "localhost".into());
-    let port = match var("FELIX_HEALTHPORT") {
-        None => 9099,
+    Ok(HealthEndpoint {
+        host: host.trim().to_string(),
+        port: port(var, "FELIX_HEALTHPORT", 9099)?,
+    })
+}
+
+/// `FELIX_PROMETHEUSMETRICSHOST` (empty or unset: the node's address) and
+/// `FELIX_PROMETHEUSMETRICSPORT`.
+fn metrics_endpoint(var: &impl Fn(&str) -> Option<String>) -> Result<MetricsEndpoint> {
+    let host = var("FELIX_PROMETHEUSMETRICSHOST")
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty());
+    Ok(MetricsEndpoint {
+        host,
+        port: port(var, "FELIX_PROMETHEUSMETRICSPORT", 9091)?,
+    })
+}
+
+/// A TCP port setting, as Felix's `int(0,65535)`.
+fn port(var: &impl Fn(&str) -> Option<String>, name: &str, default: u16) -> Result<u16> {
+    match var(name) {
+        None => Ok(default),
         Some(v) => v
             .trim()
             .parse()
-            .map_err(|_| anyhow!("FELIX_HEALTHPORT={v:?}: use a port number from 0 to 65535"))?,
-    };
-    Ok(HealthEndpoint {
-        host: host.trim().to_string(),
-        port,
-    })
+            .map_err(|_| anyhow!("{name}={v:?}: use a port number from 0 to 65535")),
+    }
 }
 
 /// A failsafe port list, read as Felix 2.6 reads `FailsafeInboundHostPorts` and
@@ -647,6 +680,48 @@ mod tests {
                 host: "0.0.0.0".into(),
                 port: 19099
             })
+        );
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_served_on_the_node_address_port_9091_when_enabled() {
+        assert_eq!(config(&[("NODENAME", "n")]).unwrap().metrics, None);
+        let on = config(&[
+            ("NODENAME", "n"),
+            ("FELIX_PROMETHEUSMETRICSENABLED", "true"),
+        ]);
+        assert_eq!(
+            on.unwrap().metrics,
+            Some(MetricsEndpoint {
+                host: None,
+                port: 9091
+            })
+        );
+        let c = config(&[
+            ("NODENAME", "n"),
+            ("FELIX_PROMETHEUSMETRICSENABLED", "yes"),
+            ("FELIX_PROMETHEUSMETRICSHOST", " 127.0.0.1 "),
+            ("FELIX_PROMETHEUSMETRICSPORT", "19091"),
+        ]);
+        assert_eq!(
+            c.unwrap().metrics,
+            Some(MetricsEndpoint {
+                host: Some("127.0.0.1".into()),
+                port: 19091
+            })
+        );
+        let err = |pairs: &[(&str, &str)]| format!("{:#}", config(pairs).unwrap_err());
+        assert_eq!(
+            err(&[("NODENAME", "n"), ("FELIX_PROMETHEUSMETRICSENABLED", "on")]),
+            "FELIX_PROMETHEUSMETRICSENABLED=\"on\": use true or false (or 1/0, yes/no, y/n, t/f)"
+        );
+        assert_eq!(
+            err(&[
+                ("NODENAME", "n"),
+                ("FELIX_PROMETHEUSMETRICSENABLED", "true"),
+                ("FELIX_PROMETHEUSMETRICSPORT", "9o91")
+            ]),
+            "FELIX_PROMETHEUSMETRICSPORT=\"9o91\": use a port number from 0 to 65535"
         );
     }
 

@@ -73,7 +73,11 @@ pub type LocalTable = Arc<RwLock<LocalWorkloads>>;
 /// Starts the DNS server on `address:53` for the host and the workloads of `node`; returns the
 /// feed that keeps its tables in step. An address that cannot be bound (another DNS server on
 /// the host) is logged, and calico-node runs on without names.
-pub async fn serve(address: Ipv4Addr, node: &str) -> Option<NameFeed> {
+pub async fn serve(
+    address: Ipv4Addr,
+    node: &str,
+    observer: Option<calico_dns::QueryObserver>,
+) -> Option<NameFeed> {
     let names = NameTable::default();
     let local = LocalTable::default();
     let resolv = std::fs::read_to_string(RESOLV_CONF).unwrap_or_else(|e| {
@@ -86,6 +90,10 @@ pub async fn serve(address: Ipv4Addr, node: &str) -> Option<NameFeed> {
     let clients = Arc::new(Admission::new(local.clone(), host));
     match DnsServer::bind(listen, names.clone(), upstreams.clone(), clients).await {
         Ok(server) => {
+            let server = match observer {
+                Some(observer) => server.with_observer(observer),
+                None => server,
+            };
             info!(%listen, ?upstreams, "answering DNS for workload names");
             tokio::spawn(server.run());
             Some(NameFeed::new(node, names, local))

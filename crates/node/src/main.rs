@@ -10,6 +10,8 @@ mod dns_table;
 mod engine;
 mod health;
 mod host_addresses;
+mod http_server;
+mod metrics;
 mod networks;
 mod reconcile;
 mod routing;
@@ -34,6 +36,7 @@ use tracing::{error, info, warn};
 use adapters::{AgentPorts, NetlinkLinks, NodeIpam};
 use agent::Agent;
 use config::{Config, IpSetting, LogFormat};
+use metrics::{Metrics, Scraper};
 use reconcile::Reconciler;
 
 /// How long calico-node keeps trying to reach its datastore at start.
@@ -122,13 +125,18 @@ async fn run() -> Result<()> {
             published: published_ports,
         }),
     );
-    let server =
-        calico_libnetwork::serve(&config.plugin_dir, driver.clone()).with_context(|| {
-            format!(
-                "cannot serve the plugin sockets in {}",
-                config.plugin_dir.display()
-            )
-        })?;
+    let metrics = config.metrics.as_ref().map(|_| Metrics::new());
+    let server = calico_libnetwork::serve(
+        &config.plugin_dir,
+        driver.clone(),
+        metrics.as_ref().map(Metrics::plugin_observer),
+    )
+    .with_context(|| {
+        format!(
+            "cannot serve the plugin sockets in {}",
+            config.plugin_dir.display()
+        )
+    })?;
     sockets.ready();
     let engine = tokio::spawn(
         engine::EngineWatch {
@@ -163,7 +171,10 @@ async fn run() -> Result<()> {
         .run(),
     );
     let name_feed = match (config.dns, ipv4.addr()) {
-        (true, std::net::IpAddr::V4(address)) => dns_table::serve(address, &config.node_name).await,
+        (true, std::net::IpAddr::V4(address)) => {
+            let observer = metrics.as_ref().map(Metrics::dns_observer);
+            dns_table::serve(address, &config.node_name, observer).await
+        }
         (true, std::net::IpAddr::V6(_)) => {
             warn!("no IPv4 address: not answering DNS");
             None
@@ -176,7 +187,7 @@ async fn run() -> Result<()> {
     let reconciler = Reconciler {
         node: config.node_name.clone(),
         store,
-        ipam,
+        ipam: ipam.clone(),
         netlink,
         docker,
         driver,
@@ -213,6 +224,24 @@ async fn run() -> Result<()> {
         Some(agent::LIVENESS_TIMEOUT),
         Err("no full sync from the datastore yet".into()),
     ));
+    let metrics_server = match (&metrics, &config.metrics) {
+        (Some(metrics), Some(endpoint)) => {
+            let (requests, received) = tokio::sync::mpsc::channel(4);
+            agent = agent.with_metrics(metrics.agent(), received);
+            let bird = config.run_bird.then(|| config.bird_socket.clone());
+            let scraper = Scraper::new(
+                metrics.clone(),
+                ipam,
+                config.node_name.clone(),
+                bird,
+                requests,
+            );
+            let host = endpoint.host.as_deref();
+            let address = ipv4.addr();
+            Some(metrics::start(host, endpoint.port, address, &config.run_dir, scraper).await?)
+        }
+        _ => None,
+    };
     starting.ready();
     let policing = tokio::spawn(agent.run());
     info!(sockets = %config.plugin_dir.display(), "Calico node started successfully");
@@ -238,6 +267,9 @@ async fn run() -> Result<()> {
         }
     }
     server.shutdown().await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.stop();
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use std::thread;
 
 use calico_calc::desired::{Changes, Desired};
 
+use super::counters::{parse_counters, CounterIndex, RuleCount};
 use super::readback::{fingerprint, parse_listing, TableFingerprint};
 use super::render::{render_changes, render_full};
 use super::TABLE;
@@ -109,13 +110,13 @@ impl Nft {
         Ok(size)
     }
 
-    /// Applies the whole table unless the live one already equals it; true when it wrote.
-    pub fn resync(&mut self, desired: &Desired) -> Result<bool> {
+    /// Applies the whole table unless the live one already equals it; the transaction's size
+    /// when it wrote.
+    pub fn resync(&mut self, desired: &Desired) -> Result<Option<TxSize>> {
         if self.in_sync(desired)? {
-            return Ok(false);
+            return Ok(None);
         }
-        self.apply_full(desired)?;
-        Ok(true)
+        self.apply_full(desired).map(Some)
     }
 
     /// True when the live table is exactly the one [`Nft::apply_full`] would write.
@@ -127,9 +128,25 @@ impl Nft {
 
     /// The live table's fingerprint, or `None` when there is no such table.
     pub fn read_back(&self) -> Result<Option<TableFingerprint>> {
+        self.list_table()?
+            .map(|json| parse_listing(&json))
+            .transpose()
+    }
+
+    /// The packet and byte counters of the live table's policy, profile and endpoint rules, for
+    /// the rules of `index` (see [`counted_rules`]); none when there is no table.
+    pub fn rule_counters(&self, index: &CounterIndex) -> Result<Vec<RuleCount>> {
+        match self.list_table()? {
+            Some(json) => parse_counters(&json, index),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// `nft -j list table inet calico`, or `None` when there is no such table.
+    fn list_table(&self) -> Result<Option<String>> {
         let out = self.run(&["-j", "list", "table", TABLE], "")?;
         if out.status.success() {
-            return parse_listing(&String::from_utf8_lossy(&out.stdout)).map(Some);
+            return Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()));
         }
         let message = String::from_utf8_lossy(&out.stderr);
         if message.contains("No such file or directory") {

@@ -8,12 +8,13 @@
 //!   `log prefix "calico-packet"` and the next rule; `pass` in a policy sets [`PASS_MARK`] and
 //!   returns, in a profile it just returns (ends that profile). No match: fall off the end
 //!   (return). A policy or profile an endpoint names but [`Desired`] lacks gets a placeholder:
-//!   an empty policy, or a profile that drops everything (fail closed).
+//!   an empty policy, or a profile that drops everything (fail closed). Every rule of these
+//!   chains has a `counter` before its verdict (see [`super::counters`]).
 //! - `fw-<iface>` (egress, from the workload) / `tw-<iface>` (ingress, to the workload):
 //!   conntrack established/related accept, invalid drop, anti-spoofing (egress only: the source
 //!   must be one of the endpoint's addresses), then the policies: clear [`PASS_MARK`], jump to
 //!   each policy chain while the mark is clear, drop if none allowed or passed, clear the mark
-//!   again; then jump to each profile chain; then drop. An `accept` anywhere ends the base
+//!   again; then jump to each profile chain; then drop (both drops counted). An `accept` anywhere ends the base
 //!   chain, so each direction is decided on its own.
 //! - base chains, `policy accept`, hooked before Docker's iptables-nft filter chains
 //!   (priority 0): `forward-from-wl` (forward, -20) looks up `iifname` in map `from-wl` and
@@ -342,9 +343,9 @@ fn rule_chains(
         name: object_name(prefix, name),
         hook: None,
         rules: match list {
-            Some(list) => list
-                .iter()
-                .flat_map(|rule| render_rule(rule, &verdict(rule.action, is_policy)))
+            Some(list) => rule_lines(list, is_policy)
+                .into_iter()
+                .map(|(_, body)| body)
                 .collect(),
             None if is_policy => Vec::new(),
             None => vec!["drop".to_string()],
@@ -354,6 +355,20 @@ fn rule_chains(
         chain(ingress_prefix, rules.map(|r| &r.ingress)),
         chain(egress_prefix, rules.map(|r| &r.egress)),
     ]
+}
+
+/// The lines of a policy's or profile's rule list, each with the index of the rule it renders
+/// (a rule renders to no line, one, or one per IP family). Every line counts its packets.
+pub(crate) fn rule_lines(list: &[Rule], is_policy: bool) -> Vec<(usize, String)> {
+    list.iter()
+        .enumerate()
+        .flat_map(|(index, rule)| {
+            let verdict = format!("counter {}", verdict(rule.action, is_policy));
+            render_rule(rule, &verdict)
+                .into_iter()
+                .map(move |body| (index, body))
+        })
+        .collect()
 }
 
 /// The verdict of a matching rule with `action`, inside a policy or a profile chain.
@@ -424,7 +439,17 @@ fn plan_rules(rules: &mut Vec<String>, plan: &DirectionPlan, policy: &str, profi
     for name in &plan.profiles {
         rules.push(format!("jump {}", object_name(profile, name)));
     }
-    rules.push("drop".to_string());
+    rules.push(END_DROP.to_string());
+}
+
+/// The last rule of an endpoint chain: what no profile allowed (or no policy passed to a
+/// profile that did) is dropped and counted.
+pub(crate) const END_DROP: &str = "counter drop";
+
+/// The rule after an endpoint's policies that drops and counts what none of them allowed or
+/// passed.
+pub(crate) fn policies_drop() -> String {
+    format!("meta mark & {PASS_MARK:#010x} == 0 counter drop")
 }
 
 /// Appends the jumps to `policies` (chains `prefix<name>`) while none has passed; then, when
@@ -440,7 +465,7 @@ fn policy_rules(rules: &mut Vec<String>, policies: &[String], prefix: &str, deci
         rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 jump {chain}"));
     }
     if deciding {
-        rules.push(format!("meta mark & {PASS_MARK:#010x} == 0 drop"));
+        rules.push(policies_drop());
     }
     rules.push(clear);
 }

@@ -921,11 +921,11 @@ mod tests {
                 "meta mark set meta mark & 0xfffdffff",
                 "meta mark & 0x00020000 == 0 jump pi-web",
                 "meta mark & 0x00020000 == 0 jump pi-other",
-                "meta mark & 0x00020000 == 0 drop",
+                "meta mark & 0x00020000 == 0 counter drop",
                 "meta mark set meta mark & 0xfffdffff",
                 "jump pri-net1",
                 "jump pri-net2",
-                "drop",
+                "counter drop",
             ]
         );
         assert_eq!(
@@ -933,7 +933,7 @@ mod tests {
             ["ip saddr != 10.65.0.4 drop", "meta nfproto ipv6 drop"]
         );
         let no_policy = chain_rules(&d, "tw-calia");
-        assert_eq!(no_policy[2..], ["jump pri-net1", "drop"]);
+        assert_eq!(no_policy[2..], ["jump pri-net1", "counter drop"]);
     }
 
     #[test]
@@ -961,15 +961,20 @@ mod tests {
         assert_eq!(
             verdicts("pi-"),
             [
-                "accept",
-                "drop",
-                "log prefix \"calico-packet\"",
-                "meta mark set meta mark | 0x00020000 return",
+                "counter accept",
+                "counter drop",
+                "counter log prefix \"calico-packet\"",
+                "counter meta mark set meta mark | 0x00020000 return",
             ]
         );
         assert_eq!(
             verdicts("pri-"),
-            ["accept", "drop", "log prefix \"calico-packet\"", "return"]
+            [
+                "counter accept",
+                "counter drop",
+                "counter log prefix \"calico-packet\"",
+                "counter return"
+            ]
         );
         assert!(chain_rules(&d, "po-a").is_empty());
     }

@@ -20,18 +20,20 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use calico_calc::desired::{Failsafe, PublishedPort};
 use calico_calc::CalcGraph;
+use calico_dataplane::nft::counted_rules;
 use calico_dataplane::PolicyDataplane;
 use calico_store::keys::RESOURCES_PREFIX;
 use calico_store::{Datastore, Watch, WatchEvent};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, instrument, warn};
 
 use crate::health::{Outage, Reporter};
+use crate::metrics::{AgentMetrics, CounterRequest, TxKind};
 use feed::{decode_event, decode_put, Consumer, Dispatcher, GraphFeed, Relisting, SyncStatus};
 
 /// Changes applied together at most, so a burst becomes a few transactions, not thousands.
@@ -69,6 +71,9 @@ pub struct Agent<D> {
     /// Host endpoint interfaces this host does not have, as last logged.
     absent: BTreeSet<String>,
     health: Option<SyncHealth>,
+    metrics: Option<AgentMetrics>,
+    /// Requests for the table's rule counters (for `/metrics`), if metrics are served.
+    counter_requests: Option<mpsc::Receiver<CounterRequest>>,
 }
 
 /// The agent's health reporter and how long its syncs have been failing.
@@ -120,6 +125,8 @@ impl<D: PolicyDataplane> Agent<D> {
             restart_delay: RESTART_DELAY,
             absent: BTreeSet::new(),
             health: None,
+            metrics: None,
+            counter_requests: None,
         }
     }
 
@@ -129,6 +136,18 @@ impl<D: PolicyDataplane> Agent<D> {
             reporter,
             outage: Outage::new(SYNC_GRACE),
         });
+        self
+    }
+
+    /// Also records its work in `metrics` and answers `counter_requests` with the table's
+    /// rule counters.
+    pub fn with_metrics(
+        mut self,
+        metrics: AgentMetrics,
+        counter_requests: mpsc::Receiver<CounterRequest>,
+    ) -> Self {
+        self.metrics = Some(metrics);
+        self.counter_requests = Some(counter_requests);
         self
     }
 
@@ -144,8 +163,12 @@ impl<D: PolicyDataplane> Agent<D> {
         loop {
             self.beat();
             match self.sync_and_follow().await {
-                Ok(RoundEnd::Relist) => info!("the datastore asked for a relist; listing again"),
+                Ok(RoundEnd::Relist) => {
+                    info!("the datastore asked for a relist; listing again");
+                    self.record(AgentMetrics::relist);
+                }
                 Err(e) => {
+                    self.record(AgentMetrics::datastore_error);
                     let error = format!("{e:#}");
                     if let Some(health) = &mut self.health {
                         if let Some(why) = health.outage.failed(&error, std::time::Instant::now()) {
@@ -199,6 +222,7 @@ impl<D: PolicyDataplane> Agent<D> {
                     }
                 }
                 _ = resync.tick() => self.full_sync(Why::DriftCheck)?,
+                Some(reply) = next_request(&mut self.counter_requests) => self.answer_counters(reply),
                 () = changed(&mut self.published) => {
                     self.give_published();
                     self.apply_changes()?;
@@ -210,6 +234,23 @@ impl<D: PolicyDataplane> Agent<D> {
                 }
             }
         }
+    }
+
+    /// Records in the metrics, if there are any.
+    fn record(&self, what: impl FnOnce(&AgentMetrics)) {
+        if let Some(metrics) = &self.metrics {
+            what(metrics);
+        }
+    }
+
+    /// Sends the table's rule counters to `reply` (none when they cannot be read).
+    fn answer_counters(&mut self, reply: CounterRequest) {
+        let index = counted_rules(self.feeds.graph().desired());
+        let counts = blocking(|| self.dataplane.rule_counters(&index)).unwrap_or_else(|e| {
+            warn!(error = %e, "cannot read the rule counters of the nftables table");
+            Vec::new()
+        });
+        let _ = reply.send(counts);
     }
 
     /// Reports that the loop runs, if it reports its health.
@@ -237,6 +278,7 @@ impl<D: PolicyDataplane> Agent<D> {
                 None
             };
         }
+        self.record(|m| m.watch_events(taken));
         self.feeds.updates(updates);
         self.apply_changes()?;
         Ok(None)
@@ -277,8 +319,16 @@ impl<D: PolicyDataplane> Agent<D> {
         }
         let desired = graph.desired();
         let dataplane = &mut self.dataplane;
-        let size = blocking(|| dataplane.apply_changes(desired, &changes))
-            .context("applying policy changes")?;
+        let started = Instant::now();
+        let applied = blocking(|| dataplane.apply_changes(desired, &changes));
+        if let Some(metrics) = &self.metrics {
+            match &applied {
+                Ok(size) => metrics.transaction(TxKind::Incremental, *size, started.elapsed()),
+                Err(_) => metrics.failure(),
+            }
+            metrics.graph_sizes(desired);
+        }
+        let size = applied.context("applying policy changes")?;
         tracing::debug!(?size, "applied policy changes");
         if !changes.host_endpoints_changed.is_empty() || !changes.host_endpoints_removed.is_empty()
         {
@@ -313,7 +363,7 @@ impl<D: PolicyDataplane> Agent<D> {
     #[instrument(name = "dataplane_full_sync", skip(self))]
     fn full_sync(&mut self, why: Why) -> Result<()> {
         self.admit_policed_traffic();
-        let wrote = self.resync().with_context(|| match why {
+        let wrote = self.resync(why).with_context(|| match why {
             Why::Listed => "programming the policy dataplane",
             Why::DriftCheck => "repairing the policy dataplane",
         })?;
@@ -331,11 +381,26 @@ impl<D: PolicyDataplane> Agent<D> {
         Ok(())
     }
 
-    /// [`PolicyDataplane::resync`] to the graph's desired state.
-    fn resync(&mut self) -> calico_dataplane::Result<bool> {
+    /// [`PolicyDataplane::resync`] to the graph's desired state; true when it wrote.
+    fn resync(&mut self, why: Why) -> calico_dataplane::Result<bool> {
         let graph: &CalcGraph = self.feeds.graph();
         let dataplane = &mut self.dataplane;
-        blocking(|| dataplane.resync(graph.desired()))
+        let started = Instant::now();
+        let resynced = blocking(|| dataplane.resync(graph.desired()));
+        if let Some(metrics) = &self.metrics {
+            match &resynced {
+                Ok(written) => {
+                    let repaired = written.is_some() && matches!(why, Why::DriftCheck);
+                    metrics.full_resync(repaired);
+                    if let Some(size) = written {
+                        metrics.transaction(TxKind::Full, *size, started.elapsed());
+                    }
+                }
+                Err(_) => metrics.failure(),
+            }
+            metrics.graph_sizes(graph.desired());
+        }
+        resynced.map(|written| written.is_some())
     }
 
     /// Lets allowed workload traffic past Docker's own FORWARD policy (a drop in any table is
@@ -349,6 +414,19 @@ impl<D: PolicyDataplane> Agent<D> {
             ),
             Err(e) => warn!(error = %e, "cannot check Docker's DOCKER-USER chain"),
         }
+    }
+}
+
+/// The next request of `requests`; never, when there are none to wait for.
+async fn next_request(
+    requests: &mut Option<mpsc::Receiver<CounterRequest>>,
+) -> Option<CounterRequest> {
+    match requests {
+        Some(requests) => match requests.recv().await {
+            Some(request) => Some(request),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use calico_calc::desired::{Changes, Desired, Failsafe, PublishedPort};
-use calico_dataplane::nft::TxSize;
+use calico_dataplane::nft::{CounterIndex, RuleCount, TxSize};
 use calico_dataplane::DataplaneError;
 use calico_model::{codec, Resource};
 use calico_store::keys::key_path;
@@ -32,6 +32,8 @@ enum Call {
     Published(BTreeSet<String>),
     /// The interfaces with host endpoints, likewise.
     HostEndpoints(BTreeSet<String>),
+    /// `rule_counters`, with the rules asked for.
+    Counters(CounterIndex),
 }
 
 /// Records every call; fails the first `failing_applies` applies; reports drift on every resync.
@@ -83,7 +85,7 @@ impl PolicyDataplane for FakeDataplane {
         Ok(TxSize::default())
     }
 
-    fn resync(&mut self, desired: &Desired) -> calico_dataplane::Result<bool> {
+    fn resync(&mut self, desired: &Desired) -> calico_dataplane::Result<Option<TxSize>> {
         self.calls.send_modify(|calls| {
             calls.push(Call::Resync(interfaces(desired)));
             if !desired.published.is_empty() {
@@ -93,12 +95,18 @@ impl PolicyDataplane for FakeDataplane {
                 calls.push(host_endpoints(desired));
             }
         });
-        Ok(true)
+        Ok(Some(TxSize::default()))
     }
 
     fn admit_policed_traffic(&mut self) -> calico_dataplane::Result<usize> {
         self.calls.send_modify(|calls| calls.push(Call::Admit));
         Ok(0)
+    }
+
+    fn rule_counters(&self, index: &CounterIndex) -> calico_dataplane::Result<Vec<RuleCount>> {
+        self.calls
+            .send_modify(|calls| calls.push(Call::Counters(index.clone())));
+        Ok(Vec::new())
     }
 }
 
@@ -267,7 +275,28 @@ async fn run_with(
     rounds: Vec<Round>,
     failing_applies: usize,
     resync_interval: Duration,
+    inputs: (watch::Receiver<Published>, watch::Receiver<HostAddresses>),
+    done: impl Fn(&[Call]) -> bool,
+) -> Vec<Call> {
+    let configure = |agent| agent;
+    run_configured(
+        rounds,
+        failing_applies,
+        resync_interval,
+        inputs,
+        configure,
+        done,
+    )
+    .await
+}
+
+/// [`run_with`], the agent configured by `configure` before it runs.
+async fn run_configured(
+    rounds: Vec<Round>,
+    failing_applies: usize,
+    resync_interval: Duration,
     (ports, addresses): (watch::Receiver<Published>, watch::Receiver<HostAddresses>),
+    configure: impl FnOnce(Agent<FakeDataplane>) -> Agent<FakeDataplane>,
     done: impl Fn(&[Call]) -> bool,
 ) -> Vec<Call> {
     let (calls, mut seen) = watch::channel(Vec::new());
@@ -289,7 +318,7 @@ async fn run_with(
         resync_interval,
     );
     agent.restart_delay = Duration::from_millis(10);
-    let running = tokio::spawn(agent.run());
+    let running = tokio::spawn(configure(agent).run());
     let waited = tokio::time::timeout(Duration::from_secs(10), seen.wait_for(|c| done(c)))
         .await
         .is_ok();
@@ -337,6 +366,50 @@ async fn a_burst_of_changes_is_applied_in_batches() {
         (2..=1 + 300 - BATCH).contains(&applies),
         "{applies} applies"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_record_the_work_and_counter_requests_are_answered_from_the_loop() {
+    let rounds = vec![Round {
+        listing: vec![profile(), stored(&endpoint(1))],
+        events: vec![put(&endpoint(2))],
+    }];
+    let metrics = crate::metrics::Metrics::new();
+    let (requests, received) = mpsc::channel(1);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    requests.send(reply).await.unwrap();
+    let (_, no_ports) = watch::channel(Published::new());
+    let (_, no_interfaces) = watch::channel(HostAddresses::new());
+    let agent_metrics = metrics.agent();
+    let calls = run_configured(
+        rounds,
+        0,
+        HOUR,
+        (no_ports, no_interfaces),
+        |agent| agent.with_metrics(agent_metrics, received),
+        |calls| {
+            calls.iter().any(|c| matches!(c, Call::Counters(_)))
+                && calls.iter().any(|c| matches!(c, Call::Apply { .. }))
+        },
+    )
+    .await;
+    assert_eq!(answer.await.unwrap(), Vec::new());
+    assert!(calls.iter().any(|c| matches!(c, Call::Counters(_))));
+    let text = metrics.encode();
+    for line in [
+        "calico_dataplane_transactions_total{kind=\"full\"} 1",
+        "calico_dataplane_transactions_total{kind=\"incremental\"} 1",
+        "calico_dataplane_full_resyncs_total 1",
+        "calico_dataplane_drift_repairs_total 0",
+        "calico_datastore_watch_events_total 1",
+        "calico_local_endpoints 2",
+        "calico_active_profiles 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

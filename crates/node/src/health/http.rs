@@ -4,15 +4,11 @@
 //! method 405, a request that is not HTTP/1.1 400 (hyper's). A client that shuts down its
 //! sending side after its request (as `nc` does) still gets its answer, as from Felix.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use super::{Health, Verdict};
@@ -21,9 +17,6 @@ use super::{Health, Verdict};
 pub const GOOD: StatusCode = StatusCode::NO_CONTENT;
 /// The status of an unhealthy answer (Felix's `StatusBad`).
 pub const BAD: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
-
-/// How long the server waits after failing to accept a connection.
-const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The endpoints' routes.
 fn router(health: Health) -> Router {
@@ -41,28 +34,7 @@ fn router(health: Health) -> Router {
 
 /// Serves the endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, health: Health) {
-    let router = router(health);
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors, typically: back off rather than spin.
-                tracing::warn!(error = %e, "the health server cannot accept a connection");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .half_close(true)
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "health connection ended");
-            }
-        });
-    }
+    crate::http_server::serve(listener, router(health), "health").await;
 }
 
 async fn liveness(State(health): State<Health>) -> Response {
@@ -90,6 +62,8 @@ fn answer(good: bool, line: String) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
