@@ -10,6 +10,11 @@ use crate::PeerType;
 /// rewritten at least every 10 s while calico-node runs; `calicoctl node status` prints it.
 pub const HEALTH_FILE: &str = "health";
 
+/// The file in calico-node's run directory holding the address its Prometheus metrics are
+/// served on, one line `host:port`, while it serves them (`FELIX_PROMETHEUSMETRICSENABLED`);
+/// `calicoctl node diags` reads the metrics there.
+pub const METRICS_ADDRESS_FILE: &str = "metrics-address";
+
 /// One BGP session, as BIRD reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerStatus {

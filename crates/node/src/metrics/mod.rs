@@ -34,10 +34,6 @@ use tracing::info;
 
 pub use scrape::{CounterRequest, Scraper};
 
-/// The file in the run directory that holds the address `/metrics` is served on (`host:port`),
-/// for `calicoctl node diags`; removed when calico-node stops serving it.
-pub const ADDRESS_FILE: &str = "metrics-address";
-
 /// A counter of events of one kind, by label set.
 type Counters<L> = Family<L, Counter>;
 /// A gauge that may exceed `i64` (an IPv6 pool's size), by label set.
@@ -485,7 +481,7 @@ pub async fn start(
     let address = listener
         .local_addr()
         .context("the metrics listener's address")?;
-    let file = run_dir.join(ADDRESS_FILE);
+    let file = run_dir.join(calico_routing::status::METRICS_ADDRESS_FILE);
     crate::status_file::write_atomic(&file, &format!("{address}\n"))
         .with_context(|| format!("cannot write {}", file.display()))?;
     info!(%address, "serving Prometheus metrics on /metrics");
