@@ -52,6 +52,7 @@ TEST_PACKAGES=(
   shellcheck # the scripts are checked
   socat      # UDP servers and clients in the end-to-end tests (busybox's nc has no UDP)
   conntrack  # conntrack -L and -F in the host endpoint end-to-end tests (doNotTrack)
+  python3-prometheus-client # the Prometheus project's OpenMetrics parser, for the metrics tests
 )
 
 # missing_packages PKG...: prints those of PKG that dpkg does not have installed.
