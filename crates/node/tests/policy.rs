@@ -327,7 +327,8 @@ mod e2e_faults {
             (Probe::icmp("wa", "wx"), Verdict::Deny),
         ];
         truth::check(&cluster, &placed, &table);
-        let handles = || h.exec_ok(&["nft", "-a", "list", "table", "inet", "calico"]);
+        // Rule handles, without the counters the probes move (`-s`, stateless).
+        let handles = || h.exec_ok(&["nft", "-a", "-s", "list", "table", "inet", "calico"]);
         let before = handles();
 
         h.node_kill();
