@@ -171,7 +171,7 @@ impl<D: PolicyDataplane> Agent<D> {
                     self.record(AgentMetrics::datastore_error);
                     let error = format!("{e:#}");
                     if let Some(health) = &mut self.health {
-                        if let Some(why) = health.outage.failed(&error, std::time::Instant::now()) {
+                        if let Some(why) = health.outage.failed(&error, Instant::now()) {
                             health.reporter.not_ready(why);
                         }
                     }

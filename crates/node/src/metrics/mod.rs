@@ -28,6 +28,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -170,7 +171,7 @@ impl Collector for RuleCounters {
                 name,
                 help,
                 None,
-                ConstCounter::new(0u64).metric_type(),
+                MetricType::Counter,
             )?;
             for count in last.iter() {
                 let labels = RuleLabels {
@@ -507,6 +508,54 @@ impl MetricsServer {
 mod tests {
     use super::*;
     use calico_dataplane::nft::{CountedKind, CountedRule, Direction};
+    use calico_store::resources::ResourceStore;
+    use calico_store::SqliteStore;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Starts the server on `host` (none: the node address 127.0.0.2), any port, and returns
+    /// the address it wrote, the answer to `GET /metrics` there, and the run directory.
+    async fn serve_on(host: Option<&str>) -> (String, String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteStore::open(dir.path().join("calico.db")).unwrap();
+        let ipam = calico_ipam::Ipam::new(ResourceStore::new(Arc::new(db)));
+        let (requests, mut received) = tokio::sync::mpsc::channel::<CounterRequest>(1);
+        tokio::spawn(async move {
+            while let Some(reply) = received.recv().await {
+                let _ = reply.send(Vec::new());
+            }
+        });
+        let scraper = Scraper::new(Metrics::new(), ipam, "n".into(), None, requests);
+        let node: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let server = start(host, 0, node, dir.path(), scraper).await.unwrap();
+        let file = dir
+            .path()
+            .join(calico_routing::status::METRICS_ADDRESS_FILE);
+        let address = std::fs::read_to_string(&file).unwrap().trim().to_string();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        server.stop();
+        assert!(!file.exists(), "stop removes the address file");
+        (address, answer, dir)
+    }
+
+    #[tokio::test]
+    async fn serves_on_the_node_address_unless_a_host_is_given() {
+        let (address, answer, _dir) = serve_on(None).await;
+        assert!(address.starts_with("127.0.0.2:"), "{address}");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("# EOF\n"), "{answer}");
+        let (address, answer, _dir) = serve_on(Some("127.0.0.3")).await;
+        assert!(address.starts_with("127.0.0.3:"), "{address}");
+        assert!(
+            answer.contains("calico_dataplane_full_resyncs_total 0"),
+            "{answer}"
+        );
+    }
 
     #[test]
     fn recorded_events_show_in_the_text() {
